@@ -1,0 +1,108 @@
+"""Save and restore the full state of a built env as plain JSON data.
+
+Used for bit-exact resume of training (the envs are part of the training state) and for
+planning on the true simulator state. The state covers every wrapper layer and the base env:
+plain attributes (numbers, arrays, None), the env's random generator, and for MuJoCo envs the
+integration state read with `mujoco.mj_getState`. Python floats round-trip exactly through
+JSON (shortest repr), so restoring gives the same bits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _encode(v: Any) -> tuple[bool, Any]:
+    """(ok, encoded) for values we know how to carry; objects are skipped."""
+    if isinstance(v, _SCALARS):
+        return True, v
+    if isinstance(v, np.generic | np.ndarray) and v.dtype.kind in "biuf":
+        a = np.asarray(v)
+        return True, {"__ndarray__": a.dtype.str, "shape": list(a.shape), "data": a.ravel().tolist()}
+    if isinstance(v, np.random.Generator):
+        return True, {"__generator__": v.bit_generator.state}
+    if isinstance(v, tuple | list) and all(isinstance(x, _SCALARS) for x in v):
+        return True, {"__seq__": type(v).__name__, "items": list(v)}
+    return False, None
+
+
+def _decode(v: Any, current: Any) -> Any:
+    if isinstance(v, dict) and "__ndarray__" in v:
+        a = np.asarray(v["data"], dtype=np.dtype(v["__ndarray__"])).reshape(v["shape"])
+        return a[()] if isinstance(current, np.generic) else a
+    if isinstance(v, dict) and "__generator__" in v:
+        g = current if isinstance(current, np.random.Generator) else np.random.default_rng()
+        g.bit_generator.state = v["__generator__"]
+        return g
+    if isinstance(v, dict) and "__seq__" in v:
+        return tuple(v["items"]) if v["__seq__"] == "tuple" else list(v["items"])
+    return v
+
+
+def _attrs(obj: Any) -> dict[str, Any]:
+    out = {}
+    for k, v in vars(obj).items():
+        if k in ("env", "metadata", "spec"):
+            continue
+        ok, enc = _encode(v)
+        if ok:
+            out[k] = enc
+    return out
+
+
+def _layers(env: gym.Env) -> list[gym.Env]:
+    out = [env]
+    while isinstance(out[-1], gym.Wrapper):
+        out.append(out[-1].env)
+    return out
+
+
+def get_state(env: gym.Env) -> dict[str, Any]:
+    """Everything needed to continue `env` exactly where it is, as JSON-able data."""
+    layers = []
+    for e in _layers(env):
+        st = {"class": type(e).__name__, "attrs": _attrs(e)}
+        if hasattr(e, "get_wrapper_state"):
+            st["custom"] = e.get_wrapper_state()
+        if _is_mujoco(e):
+            import mujoco
+
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            buf = np.empty(mujoco.mj_stateSize(e.model, spec), dtype=np.float64)
+            mujoco.mj_getState(e.model, e.data, buf, spec)
+            st["mujoco"] = buf.tolist()
+        layers.append(st)
+    return {"layers": layers}
+
+
+def set_state(env: gym.Env, state: dict[str, Any]) -> None:
+    """Restore a state taken by `get_state` from an env built the same way."""
+    layers = _layers(env)
+    saved = state["layers"]
+    if [type(e).__name__ for e in layers] != [s["class"] for s in saved]:
+        raise ValueError(
+            f"env layers {[type(e).__name__ for e in layers]} do not match the saved state's "
+            f"{[s['class'] for s in saved]}"
+        )
+    for e, st in zip(layers, saved, strict=True):
+        for k, v in st["attrs"].items():
+            object.__setattr__(e, k, _decode(v, getattr(e, k, None)))
+        if "custom" in st:
+            e.set_wrapper_state(st["custom"])
+        if "mujoco" in st:
+            import mujoco
+
+            buf = np.asarray(st["mujoco"], dtype=np.float64)
+            mujoco.mj_setState(e.model, e.data, buf, mujoco.mjtState.mjSTATE_INTEGRATION)
+            mujoco.mj_forward(e.model, e.data)
+
+
+def _is_mujoco(e: gym.Env) -> bool:
+    return not isinstance(e, gym.Wrapper) and hasattr(e, "model") and hasattr(e, "data") and (
+        type(e.data).__module__.startswith("mujoco")
+    )
