@@ -1,0 +1,1 @@
+"""The `kinema` command line: thin wiring of sim, agents, data and deploy."""

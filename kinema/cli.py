@@ -1,0 +1,285 @@
+"""`kinema`: list envs, train, evaluate, export and run policies.
+
+Thin by design: each subcommand parses its options and calls one function of sim, agents or
+deploy. Errors a person can fix print one sentence and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from kinema.output import emit, err_console, training_progress
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: 'kinema train: error: argument --steps: ...'."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; expected a positive integer")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not positive; expected a positive integer")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a number >= 0")
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"{v} is negative; expected a number >= 0")
+    return v
+
+
+def _parser() -> _Parser:
+    p = _Parser(prog="kinema", description="Kinema: simulate, train, export and run robot "
+                "controllers.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                           metavar="{envs,train,eval,export,run}")
+
+    e = sub.add_parser("envs", help="list registered environments")
+    e.add_argument("--tag", help="only envs with this tag (e.g. continuous, cart-pole)")
+    e.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+    t = sub.add_parser("train", help="train an agent; ALGO options follow (kinema train ALGO -h)",
+                       add_help=False)
+    t.add_argument("algo", nargs="?", help="algorithm: ppo")
+    t.add_argument("--env", help="environment name (see kinema envs)")
+    t.add_argument("--steps", type=_positive_int, help="env-step budget (default: preset)")
+    t.add_argument("--seed", type=int, help="seed of networks, sampling and envs (default 0)")
+    t.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
+    t.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its LATEST checkpoint")
+    t.add_argument("--eval-every", type=_positive_int, metavar="N",
+                   help="evaluate every N env steps (default: steps/20)")
+    t.add_argument("--eval-episodes", type=_positive_int, metavar="K",
+                   help="deterministic evaluation episodes, seeds 10000.. (default 10)")
+    t.add_argument("--target-return", type=float, metavar="R",
+                   help="stop at the first evaluation whose mean return reaches R")
+    t.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="checkpoint every N env steps (default: at evaluations and the end)")
+    t.add_argument("--threads", type=_positive_int, help="torch CPU threads (default 1)")
+    t.add_argument("--runs-dir", help="folder of run directories (default runs)")
+    t.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("-h", "--help", action="store_true", help="show this help (and ALGO's options)")
+
+    v = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
+    v.add_argument("run", type=Path, metavar="RUN", help="run directory")
+    v.add_argument("--episodes", type=_positive_int, default=10,
+                   help="deterministic episodes, seeds 10000.. (default 10)")
+    v.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+    x = sub.add_parser("export", help="export a run's policy to an ONNX bundle")
+    x.add_argument("run", type=Path, metavar="RUN", help="run directory")
+    x.add_argument("--out", type=Path, metavar="BUNDLE", help="bundle folder (default RUN/bundle)")
+    x.add_argument("--json", action="store_true", help="print the contract summary as JSON")
+
+    r = sub.add_parser("run", help="run a bundle in the real-time runner against a simulator")
+    r.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder from kinema export")
+    r.add_argument("--env", help="simulated robot (default: the env in the bundle's contract)")
+    r.add_argument("--rate", type=_nonneg_float, metavar="HZ",
+                   help="control rate (default: the contract's; 0 = as fast as possible)")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--episodes", type=_positive_int, help="stop after N episodes (default 1)")
+    g.add_argument("--steps", type=_positive_int, help="stop after N control steps")
+    r.add_argument("--seed", type=int, default=0, help="seed of the simulated robot (default 0)")
+    r.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    return p
+
+
+# -- commands -------------------------------------------------------------------------------------
+def cmd_envs(a: argparse.Namespace) -> None:
+    import sim
+
+    rows = []
+    for name in sim.names(a.tag):
+        s = sim.spec(name)
+        info = s.info
+        rows.append({"name": name, "backend": s.backend, "tags": list(s.tags),
+                     "obs_shape": list(info.obs_shape),
+                     "action_shape": list(info.action_shape) if not info.discrete else [],
+                     "n_actions": info.n_actions, "dt": info.dt})
+    if a.json:
+        import json
+
+        print(json.dumps(rows))
+        return
+    from rich.table import Table
+
+    from kinema.output import console
+
+    table = Table("name", "backend", "tags", "obs", "action", "rate Hz")
+    for r in rows:
+        act = f"discrete({r['n_actions']})" if r["n_actions"] else str(tuple(r["action_shape"]))
+        table.add_row(r["name"], r["backend"], ", ".join(r["tags"]), str(tuple(r["obs_shape"])),
+                      act, f"{1 / r['dt']:g}")
+    console.print(table)
+
+
+_TRAIN_FIELDS = ("env", "steps", "seed", "device", "eval_every", "eval_episodes", "target_return",
+                 "checkpoint_every", "threads", "runs_dir")
+
+
+def cmd_train(a: argparse.Namespace, rest: list[str], parser: _Parser) -> None:
+    import tyro
+
+    from agents import train as T
+    from agents.registry import ALGORITHMS, algorithm
+
+    train_parser = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    if a.help:
+        train_parser.print_help()
+        if a.algo:
+            print(f"\n{a.algo} options (defaults shown for --env {a.env or 'cartpole'}):")
+            algo = algorithm(a.algo)
+            tyro.cli(algo.config_cls, default=algo.preset(a.env or "cartpole"), args=["--help"],
+                     prog=f"kinema train {a.algo}")
+        else:
+            print(f"\nalgorithms: {', '.join(ALGORITHMS)}")
+        return
+    given = {k: getattr(a, k) for k in _TRAIN_FIELDS if getattr(a, k) is not None}
+    if a.resume is not None:
+        if a.algo is not None:
+            given["algo"] = a.algo
+        algo_over = _algo_overrides(a.resume, rest)
+        total = given.get("steps")
+        progress, update = training_progress(total or 0, enabled=not (a.no_progress or a.json))
+        with progress:
+            result = T.resume(a.resume, train_overrides=given, algo_overrides=algo_over,
+                              on_progress=update)
+    else:
+        if a.algo is None or a.env is None:
+            train_parser.error("ALGO and --env are required (or --resume RUN)")
+        algo = algorithm(a.algo)
+        import sim
+
+        sim.spec(a.env)
+        algo_cfg = tyro.cli(algo.config_cls, default=algo.preset(a.env), args=rest,
+                            prog=f"kinema train {a.algo}")
+        cfg = T.TrainConfig(algo=a.algo, **given)
+        steps = cfg.steps or algo.default_steps(cfg.env)
+        progress, update = training_progress(steps, enabled=not (a.no_progress or a.json))
+        with progress:
+            result = T.train(cfg, algo_cfg, on_progress=update)
+    _report_training(result, a.json)
+
+
+def _algo_overrides(run: Path, rest: list[str]) -> dict[str, Any]:
+    """Algorithm options given with --resume, parsed against the run's saved config."""
+    if not rest:
+        return {}
+    import tyro
+
+    from agents.registry import algorithm, config_from_dict
+    from agents.run import Run
+
+    r = Run.open(run)
+    algo = algorithm(r.config["train"]["algo"])
+    saved = config_from_dict(algo.config_cls, r.config["algo_config"])
+    asked = tyro.cli(algo.config_cls, default=saved, args=rest, prog="kinema train --resume")
+    return {k: v for k, v in dataclasses.asdict(asked).items()
+            if v != getattr(saved, k)}
+
+
+def _report_training(result: Any, as_json: bool) -> None:
+    from agents.run import Run
+
+    evals = [r for r in Run.open(result.run).records() if r.get("kind") == "eval"]
+    last = evals[-1] if evals else {}
+    loop = result.loop
+    emit({
+        "run": str(result.run),
+        "steps": loop.step,
+        "train_s": round(loop.train_s, 2),
+        "wall_s": round(loop.wall_s, 2),
+        "steps_per_s": round(loop.step / max(loop.train_s, 1e-9), 1),
+        "return_mean": last.get("return_mean"),
+        "return_std": last.get("return_std"),
+        "episodes": last.get("episodes"),
+        "solved_at": loop.solved_at,
+    }, as_json=as_json, title="training")
+
+
+def cmd_eval(a: argparse.Namespace) -> None:
+    from agents.evaluation import evaluate
+    from agents.train import load_agent
+
+    agent, run = load_agent(a.run)
+    returns = evaluate(lambda o: agent.act(o, deterministic=True).cpu().numpy(), run.env,
+                       a.episodes)
+    emit({"run": str(run.path), "env": run.env, "return_mean": float(returns.mean()),
+          "return_std": float(returns.std()), "episodes": len(returns)},
+         as_json=a.json, title="evaluation")
+
+
+def cmd_export(a: argparse.Namespace) -> None:
+    from agents.evaluation import rollout_observations
+    from agents.train import load_agent
+    from deploy.export import export_bundle
+
+    agent, run = load_agent(a.run)
+    out = a.out or run.path / "bundle"
+    obs = rollout_observations(lambda o: agent.act(o, deterministic=True).cpu().numpy(), run.env)
+    contract = export_bundle(agent.inference_module(), env=run.env, out_dir=out,
+                             source_run=run.path.name, rollout_obs=obs)
+    emit({"bundle": str(out), "env": contract.env, "obs_dim": contract.obs_dim,
+          "act_dim": contract.act_dim, "rate_hz": contract.rate_hz, "opset": contract.opset,
+          "parity_max_abs_error": contract.parity_max_abs_error,
+          "policy_sha256": contract.policy_sha256}, as_json=a.json, title="export")
+
+
+def cmd_run(a: argparse.Namespace) -> None:
+    from deploy.runtime import run_bundle
+
+    episodes = None if a.steps else (a.episodes or 1)
+    report = run_bundle(a.bundle, env=a.env, rate_hz=a.rate, episodes=episodes, steps=a.steps,
+                        seed=a.seed)
+    emit(report.to_json(), as_json=a.json, title="real-time run")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    from agents.checkpoint import CheckpointError
+    from agents.loops import Diverged
+    from agents.run import RunError
+    from deploy.contract import BundleError
+    from sim.errors import UnknownNameError
+
+    try:
+        if args.command == "envs":
+            cmd_envs(args)
+        elif args.command == "train":
+            cmd_train(args, rest, parser)
+        elif args.command == "eval":
+            cmd_eval(args)
+        elif args.command == "export":
+            cmd_export(args)
+        elif args.command == "run":
+            cmd_run(args)
+    except (UnknownNameError, ValueError, CheckpointError, RunError, BundleError,
+            FileNotFoundError) as exc:
+        err_console.print(f"kinema {args.command}: error: {exc}", markup=False, highlight=False)
+        return 2
+    except Diverged as exc:
+        err_console.print(f"kinema {args.command}: diverged: {exc}", markup=False, highlight=False)
+        return 3
+    except KeyboardInterrupt:
+        err_console.print(f"kinema {args.command}: interrupted; the last complete checkpoint "
+                          "is kept", markup=False, highlight=False)
+        return 130
+    return 0
