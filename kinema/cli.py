@@ -54,8 +54,8 @@ def _parser() -> _Parser:
     e.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
     t = sub.add_parser("train", help="train an agent; ALGO options follow (kinema train ALGO -h)",
-                       add_help=False)
-    t.add_argument("algo", nargs="?", help="algorithm: ppo")
+                       add_help=False, usage="kinema train [ALGO] --env ENV [options] [ALGO options]"
+                       " | kinema train --resume RUN [options]")
     t.add_argument("--env", help="environment name (see kinema envs)")
     t.add_argument("--steps", type=_positive_int, help="env-step budget (default: preset)")
     t.add_argument("--seed", type=int, help="seed of networks, sampling and envs (default 0)")
@@ -166,8 +166,8 @@ def cmd_train(a: argparse.Namespace, rest: list[str], parser: _Parser) -> None:
         import sim
 
         sim.spec(a.env)
-        algo_cfg = tyro.cli(algo.config_cls, default=algo.preset(a.env), args=rest,
-                            prog=f"kinema train {a.algo}")
+        algo_cfg = parse_algo_options(algo.config_cls, algo.preset(a.env), rest,
+                                      f"kinema train {a.algo}")
         cfg = T.TrainConfig(algo=a.algo, **given)
         steps = cfg.steps or algo.default_steps(cfg.env)
         progress, update = training_progress(steps, enabled=not (a.no_progress or a.json))
@@ -176,19 +176,35 @@ def cmd_train(a: argparse.Namespace, rest: list[str], parser: _Parser) -> None:
     _report_training(result, a.json)
 
 
+def parse_algo_options(cls: type, default: Any, args: list[str], prog: str) -> Any:
+    """The algorithm's config from its options (tyro), with tyro's error box made one line."""
+    import contextlib
+    import io
+
+    import tyro
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
+            return tyro.cli(cls, default=default, args=args, prog=prog)
+    except SystemExit:
+        box = " │╭╮╰╯─┃━|+"
+        lines = [ln.strip(box) for ln in buf.getvalue().splitlines()]
+        lines = [ln for ln in lines if ln.strip("-= ") and "helptext" not in ln]
+        raise ValueError(" ".join(" ".join(lines).split())) from None
+
+
 def _algo_overrides(run: Path, rest: list[str]) -> dict[str, Any]:
     """Algorithm options given with --resume, parsed against the run's saved config."""
     if not rest:
         return {}
-    import tyro
-
     from agents.registry import algorithm, config_from_dict
     from agents.run import Run
 
     r = Run.open(run)
     algo = algorithm(r.config["train"]["algo"])
     saved = config_from_dict(algo.config_cls, r.config["algo_config"])
-    asked = tyro.cli(algo.config_cls, default=saved, args=rest, prog="kinema train --resume")
+    asked = parse_algo_options(algo.config_cls, saved, rest, "kinema train --resume")
     return {k: v for k, v in dataclasses.asdict(asked).items()
             if v != getattr(saved, k)}
 
@@ -251,7 +267,13 @@ def cmd_run(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    algo = None
+    if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-"):
+        algo = argv.pop(1)  # the ALGO positional, taken first so option values never fill it
     args, rest = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.algo = algo
     if rest and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from agents.checkpoint import CheckpointError
@@ -273,13 +295,16 @@ def main(argv: list[str] | None = None) -> int:
             cmd_run(args)
     except (UnknownNameError, ValueError, CheckpointError, RunError, BundleError,
             FileNotFoundError) as exc:
-        err_console.print(f"kinema {args.command}: error: {exc}", markup=False, highlight=False)
+        err_console.print(f"kinema {args.command}: error: {exc}", markup=False, highlight=False,
+                          soft_wrap=True)
         return 2
     except Diverged as exc:
-        err_console.print(f"kinema {args.command}: diverged: {exc}", markup=False, highlight=False)
+        err_console.print(f"kinema {args.command}: diverged: {exc}", markup=False, highlight=False,
+                          soft_wrap=True)
         return 3
     except KeyboardInterrupt:
         err_console.print(f"kinema {args.command}: interrupted; the last complete checkpoint "
-                          "is kept", markup=False, highlight=False)
+                          "is kept", markup=False, highlight=False,
+                          soft_wrap=True)
         return 130
     return 0

@@ -11,7 +11,7 @@ import numpy as np
 _MJ_INSTABILITY_WARNINGS = ("mjWARN_BADQACC", "mjWARN_BADQPOS", "mjWARN_BADQVEL")
 
 
-class NormalizedActions(gym.ActionWrapper):
+class NormalizedActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Presents a Box action space as [-1, 1] and scales to the robot's units.
 
     Wrong shapes and non-finite actions raise ValueError: they are bugs upstream and must never
@@ -21,7 +21,8 @@ class NormalizedActions(gym.ActionWrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ActionWrapper.__init__(self, env)
         raw = env.action_space
         assert isinstance(raw, gym.spaces.Box)
         if not (np.all(np.isfinite(raw.low)) and np.all(np.isfinite(raw.high))):
@@ -43,7 +44,7 @@ class NormalizedActions(gym.ActionWrapper):
         return (self._low + (a + 1.0) * self._half).astype(self.raw_action_space.dtype)
 
 
-class StabilityGuard(gym.Wrapper):
+class StabilityGuard(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Never lets simulator instability pass silently.
 
     A step whose observation or reward is non-finite, or that raises a MuJoCo instability
@@ -52,7 +53,8 @@ class StabilityGuard(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
         self._last_obs: np.ndarray | None = None
         data = getattr(env.unwrapped, "data", None)
         self._mj_warnings = None
