@@ -20,7 +20,7 @@ print(f"run          {run}")
 print(f"training     {ev['step']} env steps, {ev['train_s']:.1f} s, eval return {ev['return_mean']:.1f}")
 print(f"export       {exp['bundle']} (onnx parity max error {exp['parity_max_abs_error']:.2e})")
 print(f"real time    return {rt['return_mean']:.1f} over {rt['episodes']} episodes, "
-      f"{rt['steps']} steps at {1e6 / rt['period_us']:.0f} Hz")
+      f"{rt['steps']} control steps in {rt['wall_s']:.1f} s")
 print(f"latency      p50 {rt['latency_p50_us']:.0f} us, p99 {rt['latency_p99_us']:.0f} us, "
       f"jitter p99 {rt['jitter_p99_us']:.0f} us, deadline misses {rt['deadline_misses']}, "
       f"stop {rt['stop_reason']}")

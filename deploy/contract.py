@@ -1,0 +1,251 @@
+"""The contract of an export bundle: what `policy.onnx` expects, returns and was checked against.
+
+A bundle is a folder with `policy.onnx` and `contract.json`. The contract is what a robot
+computer trusts before it sends a single command, so loading it is strict: every field is
+type-checked, the bounds must be consistent, and the SHA-256 of `policy.onnx` must match, so a
+stale or tampered graph never runs. Each failure is a `BundleError` whose message is one
+sentence naming the file or field and what was expected. No torch here: the runtime loads this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+POLICY_FILE = "policy.onnx"
+CONTRACT_FILE = "contract.json"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trusted: missing file, malformed contract, or hash mismatch."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Everything a runner must know about a bundle's policy, in the robot's units."""
+
+    env: str
+    obs_names: tuple[str, ...]
+    obs_dim: int
+    action_names: tuple[str, ...]
+    act_dim: int
+    discrete: bool
+    n_actions: int | None
+    action_low: tuple[float, ...]
+    """Lower bounds in the robot's units; for a discrete policy, 0 (the first index)."""
+    action_high: tuple[float, ...]
+    """Upper bounds in the robot's units; for a discrete policy, n_actions - 1."""
+    rate_hz: float
+    """Control rate the policy was trained at (1 / env dt)."""
+    safe_action: tuple[float, ...]
+    """What a latched stop sends, in the robot's units."""
+    source_run: str | None
+    policy_sha256: str
+    opset: int
+    parity_max_abs_error: float
+    """Largest |torch - onnxruntime| measured over `parity_samples` observations at export."""
+    parity_samples: int
+    created: str = dataclasses.field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    kinema_version: str = dataclasses.field(default_factory=lambda: kinema_version())
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        _check_consistent(self)
+
+    # ---------------------------------------------------------------- (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = CONTRACT_FILE) -> Contract:
+        """Build from parsed JSON, refusing missing fields and wrong types with one sentence."""
+        if not isinstance(data, dict):
+            raise BundleError(f"{where} must hold a JSON object, found {type(data).__name__}")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(
+                f"{where} has format_version {version!r}; this Kinema reads format_version "
+                f"{FORMAT_VERSION}"
+            )
+        kwargs: dict[str, Any] = {}
+        for name, (kind, nullable) in _SCHEMA.items():
+            if name not in data:
+                raise BundleError(f"{where} is missing the required field {name!r}")
+            kwargs[name] = _coerce(data[name], kind, nullable, f"{where} field {name!r}")
+        try:
+            return cls(**kwargs)
+        except BundleError as e:
+            raise BundleError(f"{where}: {e}") from None
+
+    def save(self, bundle_dir: str | os.PathLike[str]) -> Path:
+        """Write contract.json atomically (temporary file, fsync, rename)."""
+        path = Path(bundle_dir) / CONTRACT_FILE
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        write_atomic(path, text.encode())
+        return path
+
+    @classmethod
+    def load(cls, bundle_dir: str | os.PathLike[str], *, check_hash: bool = True) -> Contract:
+        """Read and validate a bundle's contract; with `check_hash`, verify policy.onnx too."""
+        bundle = Path(bundle_dir)
+        if not bundle.is_dir():
+            raise BundleError(f"bundle folder {str(bundle)!r} does not exist or is not a folder")
+        path = bundle / CONTRACT_FILE
+        if not path.is_file():
+            raise BundleError(f"{str(path)!r} is missing; a bundle needs {CONTRACT_FILE}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BundleError(f"{str(path)!r} is not valid JSON ({e})") from None
+        contract = cls.from_dict(data, where=str(path))
+        if check_hash:
+            contract.verify_policy(bundle)
+        return contract
+
+    def verify_policy(self, bundle_dir: str | os.PathLike[str]) -> bytes:
+        """Return policy.onnx's bytes after checking them against `policy_sha256`.
+
+        Returning the checked bytes lets a loader build its session from exactly what was
+        hashed, instead of re-reading a file that could change in between.
+        """
+        path = Path(bundle_dir) / POLICY_FILE
+        if not path.is_file():
+            raise BundleError(f"{str(path)!r} is missing; a bundle needs {POLICY_FILE}")
+        blob = path.read_bytes()
+        digest = sha256_bytes(blob)
+        if digest != self.policy_sha256:
+            raise BundleError(
+                f"{str(path)!r} has sha256 {digest}, but {CONTRACT_FILE} expects "
+                f"{self.policy_sha256}; the graph was changed after export, export it again"
+            )
+        return blob
+
+
+# Field name -> (type, nullable). Tuples hold the element type.
+_SCHEMA: dict[str, tuple[Any, bool]] = {
+    "env": (str, False),
+    "obs_names": ((str,), False),
+    "obs_dim": (int, False),
+    "action_names": ((str,), False),
+    "act_dim": (int, False),
+    "discrete": (bool, False),
+    "n_actions": (int, True),
+    "action_low": ((float,), False),
+    "action_high": ((float,), False),
+    "rate_hz": (float, False),
+    "safe_action": ((float,), False),
+    "source_run": (str, True),
+    "policy_sha256": (str, False),
+    "opset": (int, False),
+    "parity_max_abs_error": (float, False),
+    "parity_samples": (int, False),
+    "created": (str, False),
+    "kinema_version": (str, False),
+    "format_version": (int, False),
+}
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _coerce(value: Any, kind: Any, nullable: bool, what: str) -> Any:
+    if value is None:
+        if nullable:
+            return None
+        raise BundleError(f"{what} is null; expected {_describe(kind)}")
+    if isinstance(kind, tuple):
+        if not isinstance(value, list):
+            raise BundleError(f"{what} is {value!r}; expected {_describe(kind)}")
+        return tuple(_coerce(v, kind[0], False, f"{what}[{i}]") for i, v in enumerate(value))
+    if not _is(value, kind):
+        raise BundleError(f"{what} is {value!r}; expected {_describe(kind)}")
+    return float(value) if kind is float else value
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):  # JSON true is not a number
+        return False
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _describe(kind: Any) -> str:
+    if isinstance(kind, tuple):
+        return f"a list of {_TYPE_WORDS[kind[0]].split(' ', 1)[1]}s"
+    return _TYPE_WORDS[kind]
+
+
+def _check_consistent(c: Contract) -> None:
+    """Cross-field rules; a contract that breaks one would let a runner misread the graph."""
+    if c.obs_dim < 1 or len(c.obs_names) != c.obs_dim:
+        raise BundleError(f"obs_names has {len(c.obs_names)} names but obs_dim is {c.obs_dim}")
+    if c.act_dim < 1 or len(c.action_names) != c.act_dim:
+        raise BundleError(
+            f"action_names has {len(c.action_names)} names but act_dim is {c.act_dim}"
+        )
+    for name in ("action_low", "action_high", "safe_action"):
+        if len(getattr(c, name)) != c.act_dim:
+            raise BundleError(f"{name} has {len(getattr(c, name))} values; expected {c.act_dim}")
+    if any(lo > hi for lo, hi in zip(c.action_low, c.action_high, strict=True)):
+        raise BundleError("action_low must be <= action_high in every dimension")
+    bounds = zip(c.action_low, c.safe_action, c.action_high, strict=True)
+    if any(not lo <= s <= hi for lo, s, hi in bounds):
+        raise BundleError(f"safe_action {list(c.safe_action)} lies outside the action bounds")
+    if c.discrete:
+        if c.n_actions is None or c.n_actions < 1 or c.act_dim != 1:
+            raise BundleError("a discrete contract needs n_actions >= 1 and act_dim 1")
+        if c.action_low != (0.0,) or c.action_high != (float(c.n_actions - 1),):
+            raise BundleError(f"discrete bounds must be [0] and [{c.n_actions - 1}]")
+        if c.safe_action[0] != round(c.safe_action[0]):
+            raise BundleError(f"discrete safe_action {c.safe_action[0]} is not an action index")
+    elif c.n_actions is not None:
+        raise BundleError("n_actions must be null for a continuous contract")
+    if not c.rate_hz > 0:
+        raise BundleError(f"rate_hz is {c.rate_hz}; expected a positive control rate")
+    if len(c.policy_sha256) != 64 or any(ch not in "0123456789abcdef" for ch in c.policy_sha256):
+        raise BundleError("policy_sha256 must be 64 lowercase hex digits")
+    if c.parity_max_abs_error < 0 or c.parity_samples < 1:
+        raise BundleError("parity_max_abs_error must be >= 0 and parity_samples >= 1")
+
+
+def kinema_version() -> str:
+    """The installed package version, or "unknown" when run from a source tree."""
+    try:
+        return metadata.version("kinema")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def sha256_bytes(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def write_atomic(path: Path, blob: bytes) -> None:
+    """Write to a temporary sibling, fsync, then rename: readers see old or new, never half."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; other users (a ROS node) must read it
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,163 @@
+"""The safety layer between a policy and a robot: it fails closed.
+
+Every observation is checked (shape, finite, fresh) before the policy sees it, and every action
+(shape, finite) before the robot does; actions are clipped to the contract's bounds and, when
+asked, their change per step is limited. Anything wrong latches a stop: from then on the layer
+outputs the contract's `safe_action` until `reset()`, so one bad value never becomes a command
+and a fault cannot un-trip itself. The first cause is kept as `reason`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from deploy.contract import Contract
+
+NONFINITE_OBS = "nonfinite_obs"
+NONFINITE_ACTION = "nonfinite_action"
+BAD_SHAPE = "bad_shape"
+STALE_OBS = "stale_obs"
+DEADLINE_MISSES = "deadline_misses"
+ESTOP = "estop"
+POLICY_ERROR = "policy_error"
+REASONS = (NONFINITE_OBS, NONFINITE_ACTION, BAD_SHAPE, STALE_OBS, DEADLINE_MISSES, ESTOP,
+           POLICY_ERROR)
+
+
+class SafetyLayer:
+    """Checks, clips and rate-limits actions; latches the safe action on any fault.
+
+    max_delta: largest change of each action dimension per step, robot units (continuous only).
+    watchdog_s: an observation older than this (by its timestamp) is stale.
+    max_misses: this many consecutive deadline misses latch a stop.
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        max_delta: float | Sequence[float] | None = None,
+        watchdog_s: float | None = None,
+        max_misses: int = 3,
+    ) -> None:
+        if max_delta is not None:
+            if contract.discrete:
+                raise ValueError("max_delta limits a continuous action; this contract is discrete")
+            delta = np.broadcast_to(np.asarray(max_delta, np.float64), (contract.act_dim,))
+            if not np.all(np.isfinite(delta) & (delta > 0)):
+                raise ValueError(f"max_delta {max_delta} must be positive finite number(s)")
+            max_delta = delta.copy()
+        if watchdog_s is not None and not (math.isfinite(watchdog_s) and watchdog_s > 0):
+            raise ValueError(f"watchdog_s is {watchdog_s}; expected a positive number of seconds")
+        if max_misses < 1:
+            raise ValueError(f"max_misses is {max_misses}; expected 1 or more")
+        self.contract = contract
+        self.max_delta: np.ndarray | None = max_delta
+        self.watchdog_s = watchdog_s
+        self.max_misses = max_misses
+        self._low = np.asarray(contract.action_low, np.float64)
+        self._high = np.asarray(contract.action_high, np.float64)
+        self._safe = np.asarray(contract.safe_action, np.float32)
+        self.reason: str | None = None
+        self.reset()
+
+    @property
+    def latched(self) -> bool:
+        return self.reason is not None
+
+    @property
+    def safe_action(self) -> np.ndarray:
+        return self._safe.copy()
+
+    def reset(self) -> None:
+        """Clear a latched stop; the next action is rate-limited from the safe action."""
+        self.reason = None
+        self.misses = 0
+        self._last = self._safe.astype(np.float64)
+
+    def estop(self, reason: str = ESTOP) -> None:
+        """Latch a stop on request (an e-stop button or topic); safe to call from any thread."""
+        self._latch(reason)
+
+    def act(
+        self,
+        policy: Callable[[np.ndarray], np.ndarray],
+        obs: np.ndarray,
+        stamp: float,
+        now: float | None = None,
+    ) -> np.ndarray:
+        """Checked observation -> policy -> filtered action; the safe action when latched."""
+        checked = self.check_obs(obs, stamp, now)
+        if checked is None:
+            return self.safe_action
+        try:
+            raw = policy(checked)
+        except Exception:  # a failing policy must stop the robot, not crash past the stop
+            self._latch(POLICY_ERROR)
+            return self.safe_action
+        return self.filter(raw)
+
+    def check_obs(
+        self, obs: np.ndarray, stamp: float, now: float | None = None
+    ) -> np.ndarray | None:
+        """The observation as float32 [obs_dim], or None (and a latch) when it is unusable."""
+        if self.latched:
+            return None
+        x, fault = self._inspect_obs(obs, stamp, now)
+        if fault is not None:
+            self._latch(fault)
+            return None
+        return x
+
+    def _inspect_obs(
+        self, obs: np.ndarray, stamp: float, now: float | None
+    ) -> tuple[np.ndarray | None, str | None]:
+        try:
+            x = np.asarray(obs, np.float32)
+        except (TypeError, ValueError):
+            return None, BAD_SHAPE
+        if x.shape != (self.contract.obs_dim,):
+            return None, BAD_SHAPE
+        if not np.all(np.isfinite(x)):
+            return None, NONFINITE_OBS
+        if self.watchdog_s is not None:
+            age = (time.monotonic() if now is None else now) - stamp
+            if not age <= self.watchdog_s:  # also true for a NaN timestamp
+                return None, STALE_OBS
+        return x, None
+
+    def filter(self, action: np.ndarray) -> np.ndarray:
+        """A finite action within bounds, rate-limited; the safe action when latched."""
+        if self.latched:
+            return self.safe_action
+        try:
+            a = np.asarray(action, np.float64)
+        except (TypeError, ValueError):
+            self._latch(BAD_SHAPE)
+            return self.safe_action
+        if a.shape != (self.contract.act_dim,):
+            self._latch(BAD_SHAPE)
+            return self.safe_action
+        if not np.all(np.isfinite(a)):
+            self._latch(NONFINITE_ACTION)
+            return self.safe_action
+        if self.contract.discrete:
+            a = np.rint(a)  # an index: nearest, then within [0, n - 1] below
+        a = np.clip(a, self._low, self._high)
+        if self.max_delta is not None:
+            a = self._last + np.clip(a - self._last, -self.max_delta, self.max_delta)
+        self._last = a
+        return a.astype(np.float32)
+
+    def deadline(self, missed: bool) -> None:
+        """Record one step's deadline; `max_misses` misses in a row latch a stop."""
+        self.misses = self.misses + 1 if missed else 0
+        if self.misses >= self.max_misses:
+            self._latch(DEADLINE_MISSES)
+
+    def _latch(self, reason: str) -> None:
+        if self.reason is None:  # keep the first cause: later faults are its consequences
+            self.reason = reason
