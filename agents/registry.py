@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agents import loops, ppo
+from agents import bc, dagger, dqn, imitation_loops, loops, ppo, sac, td3
 from sim.errors import UnknownNameError
 from sim.registry import EnvInfo
 
@@ -39,6 +39,71 @@ ALGORITHMS: dict[str, Algorithm] = {
         actions=("discrete", "continuous"),
         default_steps=lambda env: {"cartpole": 100_000, "pendulum": 200_000}.get(env, 1_000_000),
         description="Proximal Policy Optimization (Schulman et al. 2017), on-policy.",
+    ),
+    "sac": Algorithm(
+        name="sac",
+        config_cls=sac.SACConfig,
+        preset=sac.preset,
+        make_agent=sac.SAC,
+        loop=loops.train_off_policy,
+        actions=("continuous",),
+        default_steps=lambda env: {"pendulum": 20_000, "inverted-pendulum": 50_000}.get(
+            env, 1_000_000),
+        description="Soft Actor-Critic (Haarnoja et al. 2018), off-policy, maximum entropy.",
+    ),
+    "td3": Algorithm(
+        name="td3",
+        config_cls=td3.TD3Config,
+        preset=td3.preset,
+        make_agent=td3.TD3,
+        loop=loops.train_off_policy,
+        actions=("continuous",),
+        default_steps=lambda env: {"pendulum": 20_000, "inverted-pendulum": 50_000}.get(
+            env, 1_000_000),
+        description="Twin Delayed DDPG (Fujimoto et al. 2018), off-policy, deterministic.",
+    ),
+    "ddpg": Algorithm(
+        name="ddpg",
+        config_cls=td3.TD3Config,
+        preset=td3.ddpg_preset,
+        make_agent=td3.TD3,
+        loop=loops.train_off_policy,
+        actions=("continuous",),
+        default_steps=lambda env: {"pendulum": 20_000, "inverted-pendulum": 50_000}.get(
+            env, 1_000_000),
+        description="Deep Deterministic Policy Gradient (Lillicrap et al. 2016): TD3's preset "
+                    "with one critic, no delay, no target smoothing.",
+    ),
+    "dqn": Algorithm(
+        name="dqn",
+        config_cls=dqn.DQNConfig,
+        preset=dqn.preset,
+        make_agent=dqn.DQN,
+        loop=loops.train_off_policy,
+        actions=("discrete",),
+        default_steps=lambda env: {"cartpole": 50_000}.get(env, 1_000_000),
+        description="Double DQN (Mnih et al. 2015; van Hasselt et al. 2016), n-step, dueling.",
+    ),
+    "bc": Algorithm(
+        name="bc",
+        config_cls=bc.BCConfig,
+        preset=bc.preset,
+        make_agent=bc.BC,
+        loop=imitation_loops.train_bc,
+        actions=("discrete", "continuous"),
+        default_steps=lambda env: 20_000,
+        description="Behavioral cloning (Pomerleau 1989) from a dataset; steps are updates.",
+    ),
+    "dagger": Algorithm(
+        name="dagger",
+        config_cls=dagger.DAggerConfig,
+        preset=dagger.preset,
+        make_agent=bc.BC,
+        loop=imitation_loops.train_dagger,
+        actions=("discrete", "continuous"),
+        default_steps=lambda env: 5_000,
+        description="DAgger (Ross et al. 2011): BC plus expert relabeling of the learner's "
+                    "states; steps are expert labels.",
     ),
 }
 

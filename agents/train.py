@@ -89,7 +89,8 @@ def _setup(cfg: TrainConfig, algo_cfg: Any) -> tuple[Algorithm, Any, Any, Schedu
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     agent = algo.make_agent(algo_cfg, info, device)
-    envs = sim.make_vec(cfg.env, algo_cfg.num_envs, seed=cfg.seed)
+    # imitation learners have no num_envs: their loops only evaluate on the env
+    envs = sim.make_vec(cfg.env, getattr(algo_cfg, "num_envs", 1), seed=cfg.seed)
     steps = cfg.steps or algo.default_steps(cfg.env)
     schedule = Schedule(
         steps=steps,

@@ -1,6 +1,9 @@
 """Rollout and replay buffers, returns, episode datasets."""
 
+from data.dataset import Dataset, DatasetWriter
+from data.episode import Episode
+from data.manifest import DatasetError
 from data.returns import gae
 from data.rollout import RolloutBuffer
 
-__all__ = ["RolloutBuffer", "gae"]
+__all__ = ["Dataset", "DatasetError", "DatasetWriter", "Episode", "RolloutBuffer", "gae"]

@@ -21,6 +21,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from deploy.joint_state_map import (
+    JointField,
+    JointStateMapError,
+    joint_state_map_to_json,
+    parse_joint_state_map,
+)
+
 FORMAT_VERSION = 1
 POLICY_FILE = "policy.onnx"
 CONTRACT_FILE = "contract.json"
@@ -28,6 +35,45 @@ CONTRACT_FILE = "contract.json"
 
 class BundleError(ValueError):
     """A bundle that cannot be trusted: missing file, malformed contract, or hash mismatch."""
+
+
+QUANT_SCHEMES = ("int8-dynamic",)
+QUANT_METRICS = ("max_abs_error_over_range", "action_mismatch_rate")
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """How policy.onnx was quantized and what that cost, measured at export.
+
+    `error` is `metric` of the shipped (quantized) graph against the torch policy over
+    `samples` observations: for a continuous policy the largest |difference| divided by the
+    action range (high - low), for a discrete one the fraction of observations whose action
+    index differs. Export refused the graph if `error` exceeded `bound`.
+    """
+
+    scheme: str
+    metric: str
+    error: float
+    bound: float
+    max_abs_error: float
+    """Largest |quantized - torch| in the robot's units (action indices for discrete)."""
+    samples: int
+    float_p50_us: float
+    """onnxruntime latency of the float graph, one observation, one thread."""
+    quantized_p50_us: float
+
+    def __post_init__(self) -> None:
+        if self.scheme not in QUANT_SCHEMES:
+            raise BundleError(f"quantization scheme {self.scheme!r} is not one of "
+                              f"{', '.join(QUANT_SCHEMES)}")
+        if self.metric not in QUANT_METRICS:
+            raise BundleError(f"quantization metric {self.metric!r} is not one of "
+                              f"{', '.join(QUANT_METRICS)}")
+        if not (0 <= self.error <= self.bound) or self.max_abs_error < 0 or self.samples < 1:
+            raise BundleError(f"quantization error {self.error} must be within [0, bound "
+                              f"{self.bound}], max_abs_error >= 0 and samples >= 1")
+        if not (self.float_p50_us > 0 and self.quantized_p50_us > 0):
+            raise BundleError("quantization latencies must be positive microseconds")
 
 
 @dataclass(frozen=True)
@@ -55,6 +101,12 @@ class Contract:
     parity_max_abs_error: float
     """Largest |torch - onnxruntime| measured over `parity_samples` observations at export."""
     parity_samples: int
+    joint_state_map: tuple[JointField, ...] | None = None
+    """How a sensor_msgs/JointState fills the observation (one entry per element, contract
+    order); None: the bundle takes only flat observation arrays. Optional in contract.json."""
+    quantization: Quantization | None = None
+    """Set when policy.onnx is a quantized graph; `parity_max_abs_error` then describes the
+    float graph export checked, and `quantization.error` the shipped one. Optional."""
     created: str = dataclasses.field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -68,6 +120,8 @@ class Contract:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        if self.joint_state_map is not None:
+            d["joint_state_map"] = joint_state_map_to_json(self.joint_state_map)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -86,6 +140,17 @@ class Contract:
             if name not in data:
                 raise BundleError(f"{where} is missing the required field {name!r}")
             kwargs[name] = _coerce(data[name], kind, nullable, f"{where} field {name!r}")
+        # Optional fields, added after format 1 shipped: absent means None, so older bundles
+        # still load; present means checked as strictly as the rest.
+        obs_dim = kwargs["obs_dim"]
+        if data.get("joint_state_map") is not None:
+            try:
+                kwargs["joint_state_map"] = parse_joint_state_map(data["joint_state_map"], obs_dim)
+            except JointStateMapError as e:
+                raise BundleError(f"{where} field 'joint_state_map' {e}") from None
+        if data.get("quantization") is not None:
+            kwargs["quantization"] = _quantization(data["quantization"],
+                                                   f"{where} field 'quantization'")
         try:
             return cls(**kwargs)
         except BundleError as e:
@@ -158,6 +223,30 @@ _SCHEMA: dict[str, tuple[Any, bool]] = {
     "format_version": (int, False),
 }
 
+_QUANT_SCHEMA: dict[str, Any] = {
+    "scheme": str, "metric": str, "error": float, "bound": float, "max_abs_error": float,
+    "samples": int, "float_p50_us": float, "quantized_p50_us": float,
+}
+
+
+def _quantization(value: Any, what: str) -> Quantization:
+    if not isinstance(value, dict):
+        raise BundleError(f"{what} is {value!r}; expected an object or null")
+    unknown = sorted(set(value) - set(_QUANT_SCHEMA))
+    if unknown:
+        raise BundleError(f"{what} has unknown key(s) {unknown}; allowed: "
+                          f"{', '.join(_QUANT_SCHEMA)}")
+    kwargs = {}
+    for key, kind in _QUANT_SCHEMA.items():
+        if key not in value:
+            raise BundleError(f"{what} is missing {key!r}")
+        kwargs[key] = _coerce(value[key], kind, False, f"{what}[{key!r}]")
+    try:
+        return Quantization(**kwargs)
+    except BundleError as e:
+        raise BundleError(f"{what}: {e}") from None
+
+
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -222,6 +311,17 @@ def _check_consistent(c: Contract) -> None:
         raise BundleError("policy_sha256 must be 64 lowercase hex digits")
     if c.parity_max_abs_error < 0 or c.parity_samples < 1:
         raise BundleError("parity_max_abs_error must be >= 0 and parity_samples >= 1")
+    if c.joint_state_map is not None:
+        try:
+            fields = parse_joint_state_map(c.joint_state_map, c.obs_dim)
+        except JointStateMapError as e:
+            raise BundleError(f"joint_state_map {e}") from None
+        object.__setattr__(c, "joint_state_map", fields)  # JSON-like entries -> JointField
+    if c.quantization is not None and c.discrete != (
+        c.quantization.metric == "action_mismatch_rate"
+    ):
+        raise BundleError(f"quantization metric {c.quantization.metric!r} does not fit a "
+                          f"{'discrete' if c.discrete else 'continuous'} policy")
 
 
 def kinema_version() -> str:

@@ -12,15 +12,16 @@ half-written bundle and an older bundle is replaced only by a complete one.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
 import tempfile
 import uuid
-import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -29,13 +30,18 @@ import torch
 from torch import nn
 
 import sim
+from deploy import quantize as quant
 from deploy.contract import (
     CONTRACT_FILE,
     POLICY_FILE,
+    BundleError,
     Contract,
+    Quantization,
     sha256_bytes,
     write_atomic,
 )
+from deploy.joint_state_map import JointStateMapError, parse_joint_state_map
+from models.normalizer import RunningNorm
 
 OPSET = 20
 """ai.onnx opset we ask the dynamo exporter for (its default in torch 2.13); pinned so a torch
@@ -70,12 +76,22 @@ def export_bundle(
     action_names: Sequence[str] | None = None,
     safe_action: Sequence[float] | None = None,
     seed: int = 0,
+    joint_state_map: Sequence[Any] | None = None,
+    quantize: str | None = None,
+    quantize_bound: float | None = None,
 ) -> Contract:
     """Export `policy` for `env` to the bundle folder `out_dir` and return its contract.
 
     `rollout_obs` [n, obs_dim] are observations from real rollouts, added to the random ones
-    so parity is also measured where the policy actually operates.
+    so parity is also measured where the policy actually operates. `joint_state_map` (JSON
+    entries or JointFields, see deploy.joint_state_map) lets the ROS node take JointState.
+    `quantize="int8"` ships a dynamically quantized graph instead of the float one, after the
+    float graph passed parity and the int8 one stayed within `quantize_bound`
+    (deploy.quantize's defaults when None); its error and speed go into the contract.
     """
+    if quantize is not None and quantize not in quant.SCHEMES:
+        raise ExportError(f"quantize {quantize!r} is not supported; use one of "
+                          f"{', '.join(quant.SCHEMES)} or none")
     info = sim.spec(env).info
     if len(info.obs_shape) != 1:
         raise ExportError(f"env {env!r} has observations of shape {info.obs_shape}; export "
@@ -83,12 +99,23 @@ def export_bundle(
     out = Path(out_dir)
     _check_replaceable(out)
     obs_dim = info.obs_shape[0]
+    joint_map = None
+    if joint_state_map is not None:
+        try:
+            joint_map = parse_joint_state_map(joint_state_map, obs_dim)
+        except JointStateMapError as e:
+            raise ExportError(f"joint_state_map {e}") from None
     if info.discrete:
         assert info.n_actions is not None
         act_dim, low, high = 1, (0.0,), (float(info.n_actions - 1),)
     else:
-        assert info.action_low is not None and info.action_high is not None
+        if info.action_low is None or info.action_high is None or not all(
+            math.isfinite(b) for b in (*info.action_low, *info.action_high)
+        ):
+            raise ExportError(f"env {env!r} has no finite action bounds; export needs them to "
+                              "put scaling and clipping in the graph")
         act_dim, low, high = math.prod(info.action_shape), info.action_low, info.action_high
+    _check_normalizers(policy)
     obs = parity_observations(env, rollout_obs, n=PARITY_SAMPLES, seed=seed)
 
     module = _Exported(policy)
@@ -109,6 +136,15 @@ def export_bundle(
     if not error <= max_error:
         raise ExportError(f"onnxruntime differs from torch by up to {error:.3g} over {len(obs)} "
                           f"observations; export accepts at most max_error={max_error:g}")
+    quantization: Quantization | None = None
+    if quantize is not None:
+        float_blob = blob
+        try:
+            blob = quant.quantize_int8(float_blob)
+            quantization = quant.measure(float_blob, blob, obs, expected, discrete=info.discrete,
+                                         low=low, high=high, bound=quantize_bound)
+        except (quant.QuantizationError, BundleError) as e:
+            raise ExportError(str(e)) from e
 
     contract = Contract(
         env=env,
@@ -127,6 +163,8 @@ def export_bundle(
         opset=_opset(onnx.load_from_string(blob)),
         parity_max_abs_error=error,
         parity_samples=len(obs),
+        joint_state_map=joint_map,
+        quantization=quantization,
     )
     _write_bundle(out, blob, contract)
     return contract
@@ -160,6 +198,33 @@ def parity_observations(
         wide = rng.standard_normal((n, obs_dim)) * 10.0 ** rng.uniform(-1.0, 1.0, (n, obs_dim))
     obs = np.where(bounded, obs, wide).astype(np.float32)
     return obs if rollout is None else np.concatenate([obs, rollout])
+
+
+def _check_normalizers(policy: nn.Module) -> None:
+    """Refuse observation normalizers without statistics: a graph that normalizes with
+    mean 0 and variance 1 because training never filled them in would run, and be wrong.
+
+    An intentional identity (PPO with norm_obs=False, BC without normalization) is marked by
+    an infinite clip and passes.
+    """
+    for name, m in policy.named_modules():
+        if not isinstance(m, RunningNorm):
+            continue
+        where = f"normalizer {name!r}" if name else "normalizer"
+        stats = (m.mean, m.var, m.count)
+        if not all(bool(torch.all(torch.isfinite(t))) for t in stats) or bool(
+            torch.any(m.var < 0)
+        ):
+            raise ExportError(f"the policy's observation {where} has non-finite or negative "
+                              "statistics; export from a healthy checkpoint")
+        if math.isfinite(m.clip) and float(m.count) <= _UNFITTED_COUNT:
+            raise ExportError(f"the policy's observation {where} has no statistics (it was "
+                              "never updated); export a trained policy, whose normalizer "
+                              "statistics go into the graph")
+
+
+_UNFITTED_COUNT = 1e-3
+"""RunningNorm starts at count 1e-4; one observation makes it >= 1."""
 
 
 def _check_rollout(rollout_obs: np.ndarray | None, obs_dim: int) -> np.ndarray | None:

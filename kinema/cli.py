@@ -47,7 +47,7 @@ def _parser() -> _Parser:
     p = _Parser(prog="kinema", description="Kinema: simulate, train, export and run robot "
                 "controllers.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                           metavar="{envs,train,eval,export,run}")
+                           metavar="{envs,train,eval,collect,export,run,ros,ros-sim,bench}")
 
     e = sub.add_parser("envs", help="list registered environments")
     e.add_argument("--tag", help="only envs with this tag (e.g. continuous, cart-pole)")
@@ -80,11 +80,37 @@ def _parser() -> _Parser:
     v.add_argument("--episodes", type=_positive_int, default=10,
                    help="deterministic episodes, seeds 10000.. (default 10)")
     v.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    v.add_argument("--video", type=Path, metavar="FILE.mp4",
+                   help="also record one deterministic episode (seed 10000) to an mp4")
+
+    c = sub.add_parser("collect", help="record expert demonstrations into a verified dataset",
+                       description="Record episodes into DIR/data (Minari's HDF5 layout) with a "
+                       "SHA-256 manifest. Teleop keys: Enter start, S stop and keep, Backspace "
+                       "discard, Esc quit; action dims on Left/Right, Down/Up, J/L, K/I, F/H, G/T, "
+                       "Z/X, C/V; digits pick discrete actions (see agents/teleop.py).")
+    c.add_argument("--env", required=True, help="environment name (see kinema envs)")
+    c.add_argument("--expert", required=True, metavar="EXPERT",
+                   help="scripted, mpc (or mpc:horizon=H,samples=K,iterations=I), teleop, or a "
+                   "trained run folder")
+    c.add_argument("--episodes", type=_positive_int, required=True, help="episodes to keep")
+    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset folder")
+    c.add_argument("--seed", type=int, default=0,
+                   help="episode i is reset with seed + i (default 0)")
+    c.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
+    c.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     x = sub.add_parser("export", help="export a run's policy to an ONNX bundle")
     x.add_argument("run", type=Path, metavar="RUN", help="run directory")
     x.add_argument("--out", type=Path, metavar="BUNDLE", help="bundle folder (default RUN/bundle)")
     x.add_argument("--json", action="store_true", help="print the contract summary as JSON")
+    x.add_argument("--quantize", choices=("int8",),
+                   help="ship an int8 (dynamic) graph; its error and speed go into the contract")
+    x.add_argument("--quantize-bound", type=_nonneg_float, metavar="B",
+                   help="refuse int8 above this error (default 0.02 of the action range; "
+                   "discrete: 0.01 of actions changed)")
+    x.add_argument("--joint-state-map", type=Path, metavar="FILE",
+                   help="JSON list mapping sensor_msgs/JointState to the observation, for "
+                   "kinema ros --input joint-state")
 
     r = sub.add_parser("run", help="run a bundle in the real-time runner against a simulator")
     r.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder from kinema export")
@@ -96,7 +122,29 @@ def _parser() -> _Parser:
     g.add_argument("--steps", type=_positive_int, help="stop after N control steps")
     r.add_argument("--seed", type=int, default=0, help="seed of the simulated robot (default 0)")
     r.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
+    b.add_argument("name", choices=("rl", "sim"), help="rl: SAC/TD3/DDPG/DQN/PPO beside "
+                   "Stable-Baselines3, time and steps to a target return; sim: env step rates, "
+                   "raw backends vs sim.make, and vector-env scaling")
+    b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
+    b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    b.add_argument("--libs", default="kinema,sb3", help="kinema, sb3 or both (default both)")
+    b.add_argument("--results", type=Path, default=Path("benchmarks/results/rl.json"),
+                   help="JSON file the results are merged into (default %(default)s)")
+    b.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"),
+                   help="report file whose section is rewritten (default %(default)s)")
+    from kinema import cli_ros
+
+    cli_ros.add_parsers(sub, _positive_int, _positive_float)
     return p
+
+
+def _positive_float(text: str) -> float:
+    v = _nonneg_float(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("0 is not positive; expected a number > 0")
+    return v
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -116,11 +164,14 @@ def cmd_envs(a: argparse.Namespace) -> None:
 
         print(json.dumps(rows))
         return
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from kinema.output import console
 
-    table = Table("name", "backend", "tags", "obs", "action", "rate Hz")
+    # Names and shapes never wrap (a cut name cannot be typed back); tags may.
+    table = Table(Column("name", no_wrap=True), Column("backend", no_wrap=True),
+                  Column("tags", overflow="fold"), Column("obs", no_wrap=True),
+                  Column("action", no_wrap=True), Column("rate Hz", no_wrap=True))
     for r in rows:
         act = f"discrete({r['n_actions']})" if r["n_actions"] else str(tuple(r["action_shape"]))
         table.add_row(r["name"], r["backend"], ", ".join(r["tags"]), str(tuple(r["obs_shape"])),
@@ -136,7 +187,7 @@ def cmd_train(a: argparse.Namespace, rest: list[str], parser: _Parser) -> None:
     import tyro
 
     from agents import train as T
-    from agents.registry import ALGORITHMS, algorithm
+    from agents.registry import ALGORITHMS, algorithm, check_fits
 
     train_parser = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
     if a.help:
@@ -165,7 +216,7 @@ def cmd_train(a: argparse.Namespace, rest: list[str], parser: _Parser) -> None:
         algo = algorithm(a.algo)
         import sim
 
-        sim.spec(a.env)
+        check_fits(algo, a.env, sim.spec(a.env).info)  # before the progress bar draws
         algo_cfg = parse_algo_options(algo.config_cls, algo.preset(a.env), rest,
                                       f"kinema train {a.algo}")
         cfg = T.TrainConfig(algo=a.algo, **given)
@@ -225,6 +276,8 @@ def _report_training(result: Any, as_json: bool) -> None:
         "return_std": last.get("return_std"),
         "episodes": last.get("episodes"),
         "solved_at": loop.solved_at,
+        # imitation runs: expert-normalized score and expert labels (agents/imitation_loops.py)
+        **{k: last[k] for k in ("normalized_score", "labels") if k in last},
     }, as_json=as_json, title="training")
 
 
@@ -235,9 +288,47 @@ def cmd_eval(a: argparse.Namespace) -> None:
     agent, run = load_agent(a.run)
     returns = evaluate(lambda o: agent.act(o, deterministic=True).cpu().numpy(), run.env,
                        a.episodes)
-    emit({"run": str(run.path), "env": run.env, "return_mean": float(returns.mean()),
-          "return_std": float(returns.std()), "episodes": len(returns)},
-         as_json=a.json, title="evaluation")
+    out = {"run": str(run.path), "env": run.env, "return_mean": float(returns.mean()),
+           "return_std": float(returns.std()), "episodes": len(returns)}
+    ref = getattr(agent, "extra", {}).get("reference")  # imitation learners keep theirs
+    if ref:
+        from agents.imitation_loops import expert_normalized_score
+
+        out["normalized_score"] = expert_normalized_score(out["return_mean"], ref["random"],
+                                                          ref["expert"])
+    if a.video is not None:
+        import numpy as np
+
+        from agents.evaluation import EVAL_SEED
+        from sim.video import record_video
+
+        def policy(o: Any) -> Any:
+            return np.asarray(agent.act(o[None], deterministic=True).cpu().numpy())[0]
+
+        out["video"] = record_video(run.env, a.video, policy, seed=EVAL_SEED)["path"]
+    emit(out, as_json=a.json, title="evaluation")
+
+
+def cmd_collect(a: argparse.Namespace) -> None:
+    import sim
+    from agents import teleop
+    from agents.experts import make_expert
+    from data.record import record
+    from kinema.output import console
+
+    sim.spec(a.env)
+    expert = make_expert(a.expert, a.env)
+    if expert.name == "teleop":
+        console.print(teleop.__doc__, markup=False)
+
+    def shown(i: int, ret: float) -> None:
+        if not a.json:
+            err_console.print(f"episode {i}/{a.episodes}: return {ret:.2f}", markup=False)
+
+    result = record(a.env, expert, a.episodes, a.out, seed=a.seed, append=a.append,
+                    on_episode=shown)
+    emit({"env": a.env, "expert": expert.name, **result.summary()}, as_json=a.json,
+         title="collect")
 
 
 def cmd_export(a: argparse.Namespace) -> None:
@@ -248,8 +339,16 @@ def cmd_export(a: argparse.Namespace) -> None:
     agent, run = load_agent(a.run)
     out = a.out or run.path / "bundle"
     obs = rollout_observations(lambda o: agent.act(o, deterministic=True).cpu().numpy(), run.env)
+    joint_map = None
+    if a.joint_state_map is not None:
+        import sim
+        from kinema.cli_ros import load_joint_state_map
+
+        joint_map = load_joint_state_map(a.joint_state_map, sim.spec(run.env).info.obs_shape[0])
     contract = export_bundle(agent.inference_module(), env=run.env, out_dir=out,
-                             source_run=run.path.name, rollout_obs=obs)
+                             source_run=run.path.name, rollout_obs=obs,
+                             joint_state_map=joint_map, quantize=a.quantize,
+                             quantize_bound=a.quantize_bound)
     emit({"bundle": str(out), "env": contract.env, "obs_dim": contract.obs_dim,
           "act_dim": contract.act_dim, "rate_hz": contract.rate_hz, "opset": contract.opset,
           "parity_max_abs_error": contract.parity_max_abs_error,
@@ -265,6 +364,35 @@ def cmd_run(a: argparse.Namespace) -> None:
     emit(report.to_json(), as_json=a.json, title="real-time run")
 
 
+def cmd_bench(a: argparse.Namespace) -> None:
+    import json
+
+    if a.name == "sim":
+        from benchmarks import sim as sim_bench
+
+        print(sim_bench.report(sim_bench.run(markdown=a.markdown)))
+        return
+    from benchmarks import rl
+
+    def names(text: str) -> list[str]:
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    seeds = names(a.seeds)
+    if not all(s.lstrip("-").isdigit() for s in seeds):
+        raise ValueError(f"--seeds {a.seeds!r} is not a comma-separated list of integers")
+    rl.run(names(a.tasks) if a.tasks else list(rl.TASKS), [int(s) for s in seeds],
+           names(a.libs), results=a.results, markdown=a.markdown)
+    print(rl.report(json.loads(a.results.read_text())))
+
+
+_TORCH_FREE = ("run", "ros", "ros-sim")
+"""Commands a robot computer runs without the training stack: they must not import agents."""
+
+
+class _NeverRaised(Exception):
+    """Stands in for training-stack errors in commands that never import it."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -276,9 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         args.algo = algo
     if rest and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    from agents.checkpoint import CheckpointError
-    from agents.loops import Diverged
-    from agents.run import RunError
+    if args.command in _TORCH_FREE:
+        CheckpointError = RunError = Diverged = _NeverRaised  # noqa: N806
+    else:
+        from agents.checkpoint import CheckpointError
+        from agents.loops import Diverged
+        from agents.run import RunError
     from deploy.contract import BundleError
     from sim.errors import UnknownNameError
 
@@ -289,10 +420,18 @@ def main(argv: list[str] | None = None) -> int:
             cmd_train(args, rest, parser)
         elif args.command == "eval":
             cmd_eval(args)
+        elif args.command == "collect":
+            cmd_collect(args)
         elif args.command == "export":
             cmd_export(args)
         elif args.command == "run":
             cmd_run(args)
+        elif args.command == "bench":
+            cmd_bench(args)
+        elif args.command in ("ros", "ros-sim"):
+            from kinema import cli_ros
+
+            (cli_ros.cmd_ros if args.command == "ros" else cli_ros.cmd_ros_sim)(args)
     except (UnknownNameError, ValueError, CheckpointError, RunError, BundleError,
             FileNotFoundError) as exc:
         err_console.print(f"kinema {args.command}: error: {exc}", markup=False, highlight=False,

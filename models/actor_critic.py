@@ -41,9 +41,11 @@ class ActorCritic(nn.Module):
     def dist(self, obs_n: Tensor) -> Distribution:
         """pi(.|s) for normalized observations obs_n [B, obs_dim]."""
         out = self.actor(obs_n)
+        # Argument validation costs more than the forward pass of a small MLP; inputs are ours.
         if self.discrete:
-            return Categorical(logits=out)
-        return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
+            return Categorical(logits=out, validate_args=False)
+        std = self.log_std.exp().expand_as(out)
+        return Independent(Normal(out, std, validate_args=False), 1, validate_args=False)
 
     def value(self, obs_n: Tensor) -> Tensor:
         """V(s) [B]."""
@@ -51,11 +53,18 @@ class ActorCritic(nn.Module):
 
 
 class GaussianPolicy(nn.Module):
-    """obs (robot units) -> deterministic action (robot units): normalize, mean, clip, scale."""
+    """obs (robot units) -> deterministic action (robot units): normalize, mean, clip, scale.
 
-    def __init__(self, obs_norm: RunningNorm, actor: nn.Module, low: Tensor, high: Tensor) -> None:
+    `actor` maps (normalized) observations to the action in [-1, 1] before clipping: a Gaussian
+    mean, a tanh-squashed mean (SAC) or a deterministic actor (TD3). `obs_norm` None: no
+    normalizer in the graph.
+    """
+
+    def __init__(
+        self, obs_norm: RunningNorm | None, actor: nn.Module, low: Tensor, high: Tensor
+    ) -> None:
         super().__init__()
-        self.obs_norm, self.actor = copy.deepcopy(obs_norm), copy.deepcopy(actor)
+        self.obs_norm, self.actor = _copy_norm(obs_norm), copy.deepcopy(actor)
         self.register_buffer("low", low.float())
         self.register_buffer("high", high.float())
 
@@ -65,11 +74,15 @@ class GaussianPolicy(nn.Module):
 
 
 class CategoricalPolicy(nn.Module):
-    """obs -> index of the most probable action, as float [B, 1] (the bundle contract)."""
+    """obs -> index of the largest output (logit or Q-value) as float [B, 1] (bundle contract)."""
 
-    def __init__(self, obs_norm: RunningNorm, actor: nn.Module) -> None:
+    def __init__(self, obs_norm: RunningNorm | None, actor: nn.Module) -> None:
         super().__init__()
-        self.obs_norm, self.actor = copy.deepcopy(obs_norm), copy.deepcopy(actor)
+        self.obs_norm, self.actor = _copy_norm(obs_norm), copy.deepcopy(actor)
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.actor(self.obs_norm(obs)).argmax(-1, keepdim=True).float()
+
+
+def _copy_norm(obs_norm: RunningNorm | None) -> nn.Module:
+    return nn.Identity() if obs_norm is None else copy.deepcopy(obs_norm)

@@ -21,6 +21,8 @@ print(f"training     {ev['step']} env steps, {ev['train_s']:.1f} s, eval return 
 print(f"export       {exp['bundle']} (onnx parity max error {exp['parity_max_abs_error']:.2e})")
 print(f"real time    return {rt['return_mean']:.1f} over {rt['episodes']} episodes, "
       f"{rt['steps']} control steps in {rt['wall_s']:.1f} s")
+print(f"inference    p50 {rt['inference_p50_us']:.0f} us, p99 {rt['inference_p99_us']:.0f} us "
+      "(onnxruntime, one thread, one observation)")
 print(f"latency      p50 {rt['latency_p50_us']:.0f} us, p99 {rt['latency_p99_us']:.0f} us, "
       f"jitter p99 {rt['jitter_p99_us']:.0f} us, deadline misses {rt['deadline_misses']}, "
       f"stop {rt['stop_reason']}")

@@ -1,4 +1,4 @@
-"""Entries for Gymnasium's classic-control and MuJoCo environments."""
+"""Entries for Gymnasium's classic-control and MuJoCo (v5) environments."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import gymnasium as gym
 
 from sim.registry import EnvSpec, register
 
+_STATE_CONT = ("state", "continuous")
+
 
 def _gym(env_id: str, *, render_mode: str | None = None, **overrides) -> gym.Env:
-    return gym.make(env_id, render_mode=render_mode, **overrides)
+    # The bare env: `sim.make` adds the time limit and every wrapper itself.
+    return gym.make(env_id, render_mode=render_mode, disable_env_checker=True,
+                    **overrides).unwrapped
 
 
 def _entry(name, env_id, backend, tags, max_steps, description):
@@ -30,5 +34,23 @@ _entry("cartpole", "CartPole-v1", "gymnasium", ("cart-pole", "state", "discrete"
        "Balance a pole on a cart by pushing left or right (Barto et al. 1983).")
 _entry("pendulum", "Pendulum-v1", "gymnasium", ("cart-pole", "state", "continuous"), 200,
        "Swing a torque-limited pendulum up and hold it upright.")
-_entry("inverted-pendulum", "InvertedPendulum-v5", "mujoco", ("cart-pole", "state", "continuous"),
+_entry("inverted-pendulum", "InvertedPendulum-v5", "mujoco", ("cart-pole", *_STATE_CONT),
        1000, "MuJoCo cart with a hinged pole; keep it upright with a continuous force.")
+
+_LOCO = ("locomotion", *_STATE_CONT)
+_entry("halfcheetah", "HalfCheetah-v5", "mujoco", _LOCO, 1000,
+       "Planar cheetah; reward forward velocity minus control cost (Wawrzynski 2009).")
+_entry("hopper", "Hopper-v5", "mujoco", _LOCO, 1000,
+       "One-legged planar hopper; hop forward without falling (Erez et al. 2011).")
+_entry("walker2d", "Walker2d-v5", "mujoco", _LOCO, 1000,
+       "Planar biped; walk forward without falling.")
+_entry("ant", "Ant-v5", "mujoco", _LOCO, 1000,
+       "Four-legged ant in 3D; move forward (Schulman et al. 2016).")
+_entry("humanoid", "Humanoid-v5", "mujoco", _LOCO, 1000,
+       "3D humanoid with 17 actuated joints; run forward without falling (Tassa et al. 2012).")
+
+_MANIP = ("manipulation", *_STATE_CONT)
+_entry("reacher", "Reacher-v5", "mujoco", _MANIP, 50,
+       "Two-link planar arm; bring the fingertip to a random target.")
+_entry("pusher", "Pusher-v5", "mujoco", _MANIP, 100,
+       "Seven-joint arm; push a cylinder to a goal on the table.")

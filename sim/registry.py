@@ -2,23 +2,26 @@
 
 An entry is an `EnvSpec`: how to build the raw backend env plus what Kinema promises about it
 (name, backend, tags). `make` adds the wrappers that every Kinema env shares: actions in
-[-1, 1] scaled to the robot's units, flat float32 observations, and a stability guard. Widening
+[-1, 1] scaled to the robot's units, flat float32 observations (pixels: uint8 HxWxC), a time
+limit, and a stability guard; on request, the sim-to-real wrappers of `sim.sim2real`. Widening
 the registry is adding `register(EnvSpec(...))` lines in a backend module.
+
+Builders return the bare backend env (no Gymnasium wrappers): `make` owns the whole stack, which
+keeps it short (the registry's overhead is benchmarked) and the same on every backend.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
+from sim import sim2real
 from sim.errors import UnknownNameError
-from sim.wrappers import NormalizedActions, StabilityGuard
+from sim.wrappers import FrameStack, NormalizedActions, PixelObservation, StabilityGuard
 
 BACKENDS = ("gymnasium", "mujoco", "dm_control", "pybullet")
 TAGS = ("locomotion", "manipulation", "cart-pole", "state", "pixels", "discrete", "continuous")
@@ -35,6 +38,11 @@ class EnvSpec:
     """Builds the raw backend env: build(render_mode=..., **overrides) -> gym.Env."""
     max_episode_steps: int
     description: str = ""
+    randomization: Mapping[str, tuple[float, float]] | None = field(default=None, compare=False)
+    """Domain-randomization scale ranges {parameter: (low, high)} for `domain_randomization=True`;
+    None: `sim2real.DEFAULT_RANGES` for every parameter the backend exposes."""
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """Default `make` options of this entry (e.g. frame_stack=3 for pixel entries)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -91,20 +99,54 @@ def spec(name: str) -> EnvSpec:
         raise UnknownNameError("environment", name, _REGISTRY) from None
 
 
+_WRAPPER_OPTIONS = ("max_episode_steps", "frame_stack", "pixel_size", *sim2real.OPTIONS)
+
+
 def make(
-    name: str, *, seed: int | None = None, render_mode: str | None = None, **overrides: Any
+    name: str, *, seed: int | None = None, render_mode: str | None = None, **options: Any
 ) -> gym.Env:
-    """Build env `name` with Kinema's shared wrappers; seeded when `seed` is given."""
+    """Build env `name` with Kinema's shared wrappers; seeded when `seed` is given.
+
+    Options (all optional; any other keyword goes to the backend's constructor):
+      max_episode_steps   time limit in env steps (default: the spec's)
+      frame_stack         stack the last k observations on the last axis (pixel entries: 3)
+      pixel_size          side of pixel observations (pixel entries only; default 84)
+      domain_randomization, obs_noise, action_delay, action_repeat, init_perturbation
+                          the sim-to-real wrappers, see `sim.sim2real`
+    """
     s = spec(name)
-    env = s.build(render_mode=render_mode, **overrides)
-    env = gym.wrappers.TimeLimit(env, s.max_episode_steps) if env.spec is None else env
-    if isinstance(env.observation_space, gym.spaces.Box) and env.observation_space.dtype != np.float32:
-        with warnings.catch_warnings():  # Box warns that float64 bounds lose precision: intended
-            warnings.simplefilter("ignore", UserWarning)
-            env = gym.wrappers.DtypeObservation(env, np.float32)
+    build_kw = {**s.options, **options}
+    wrap = {k: build_kw.pop(k) for k in list(build_kw) if k in _WRAPPER_OPTIONS}
+    pixels = "pixels" in s.tags
+    size = int(wrap.pop("pixel_size", 84))
+    if pixels:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"{name!r} renders its observations; render_mode must be "
+                             f"'rgb_array' or None, got {render_mode!r}")
+        render_mode = "rgb_array"
+        build_kw.update(width=size, height=size)
+    elif "pixel_size" in options:
+        raise ValueError(f"pixel_size applies to pixel entries only; {name!r} is not one")
+    try:
+        env = s.build(render_mode=render_mode, **build_kw)
+    except TypeError as exc:
+        if "unexpected keyword" not in str(exc):
+            raise
+        raise ValueError(f"{name!r} ({s.backend}) does not take option(s) "
+                         f"{sorted(build_kw)}: {exc}; make options are "
+                         f"{', '.join(_WRAPPER_OPTIONS)}") from None
+    # Physics-level wrappers sit on the bare env, so every layer above sees their effect.
+    env = sim2real.wrap_physics(env, s, wrap)
+    env = gym.wrappers.TimeLimit(env, int(wrap.pop("max_episode_steps", s.max_episode_steps)))
+    if pixels:
+        env = PixelObservation(env, size)
     env = StabilityGuard(env)
     if isinstance(env.action_space, gym.spaces.Box):
         env = NormalizedActions(env)
+    env = sim2real.wrap_control(env, wrap)
+    k = int(wrap.pop("frame_stack", 1))
+    if k > 1:
+        env = FrameStack(env, k)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

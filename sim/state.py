@@ -2,9 +2,12 @@
 
 Used for bit-exact resume of training (the envs are part of the training state) and for
 planning on the true simulator state. The state covers every wrapper layer and the base env:
-plain attributes (numbers, arrays, None), the env's random generator, and for MuJoCo envs the
-integration state read with `mujoco.mj_getState`. Python floats round-trip exactly through
-JSON (shortest repr), so restoring gives the same bits.
+plain attributes (numbers, arrays, None), the env's random generator, for MuJoCo envs (Gymnasium
+MuJoCo and the dm-control adapter) the integration state read with `mujoco.mj_getState` plus the
+derived quantities envs read before stepping, and whatever a layer adds through
+`get_wrapper_state`/`set_wrapper_state` (wrappers and base envs alike: the dm-control task's
+random state and task-written model fields, PyBullet worlds as `saveBullet` bytes). Python
+floats round-trip exactly through JSON (shortest repr), so restoring gives the same bits.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ import numpy as np
 
 _SCALARS = (bool, int, float, str, type(None))
 
+# After mj_step, MuJoCo's derived quantities (body positions, contact forces, ...) describe the
+# state *before* the last integration, and envs read them before stepping (Ant's and
+# Humanoid's forward reward). mj_forward would make them fresh, so they are carried as saved.
+_MJ_DERIVED = ("xpos", "xquat", "xmat", "xipos", "ximat", "subtree_com", "cinert", "cvel",
+               "cacc", "cfrc_ext", "cfrc_int", "qfrc_actuator", "actuator_force", "sensordata",
+               "site_xpos", "site_xmat", "geom_xpos", "geom_xmat")
+
 
 def _encode(v: Any) -> tuple[bool, Any]:
     """(ok, encoded) for values we know how to carry; objects are skipped."""
@@ -23,7 +33,8 @@ def _encode(v: Any) -> tuple[bool, Any]:
         return True, v
     if isinstance(v, np.generic | np.ndarray) and v.dtype.kind in "biuf":
         a = np.asarray(v)
-        return True, {"__ndarray__": a.dtype.str, "shape": list(a.shape), "data": a.ravel().tolist()}
+        return True, {"__ndarray__": a.dtype.str, "shape": list(a.shape),
+                      "data": a.ravel().tolist()}
     if isinstance(v, np.random.Generator):
         return True, {"__generator__": v.bit_generator.state}
     if isinstance(v, tuple | list) and all(isinstance(x, _SCALARS) for x in v):
@@ -45,9 +56,12 @@ def _decode(v: Any, current: Any) -> Any:
 
 
 def _attrs(obj: Any) -> dict[str, Any]:
+    # A class lists in `_state_exclude` attributes that must never be replaced on restore
+    # (live views into a simulator, connection ids).
+    skip = {"env", "metadata", "spec", *getattr(type(obj), "_state_exclude", ())}
     out = {}
     for k, v in vars(obj).items():
-        if k in ("env", "metadata", "spec"):
+        if k in skip:
             continue
         ok, enc = _encode(v)
         if ok:
@@ -76,6 +90,7 @@ def get_state(env: gym.Env) -> dict[str, Any]:
             buf = np.empty(mujoco.mj_stateSize(e.model, spec), dtype=np.float64)
             mujoco.mj_getState(e.model, e.data, buf, spec)
             st["mujoco"] = buf.tolist()
+            st["mujoco_derived"] = {f: getattr(e.data, f).ravel().tolist() for f in _MJ_DERIVED}
         layers.append(st)
     return {"layers": layers}
 
@@ -100,6 +115,9 @@ def set_state(env: gym.Env, state: dict[str, Any]) -> None:
             buf = np.asarray(st["mujoco"], dtype=np.float64)
             mujoco.mj_setState(e.model, e.data, buf, mujoco.mjtState.mjSTATE_INTEGRATION)
             mujoco.mj_forward(e.model, e.data)
+            for f, values in st.get("mujoco_derived", {}).items():
+                arr = getattr(e.data, f)
+                arr[...] = np.asarray(values, arr.dtype).reshape(arr.shape)
 
 
 def _is_mujoco(e: gym.Env) -> bool:

@@ -5,8 +5,9 @@ not push every later step back, as `sleep(period)` after each step would. The lo
 ~200 us before a deadline and busy-waits the rest, because OS sleeps overshoot by tens to
 hundreds of microseconds. A step that finishes after the next deadline is a deadline miss; the
 loop then skips to the next tick still ahead (keeping the grid) and tells the safety layer,
-which latches a stop after `max_misses` in a row. Whatever ends the run, the robot's
-`safe_stop()` is called.
+which latches a stop after `max_misses` in a row. A run that ends in a latched stop or on
+Ctrl-C sends the safe action as its last command (unless the last step already sent it), and
+whatever ends the run, the robot's `safe_stop()` is called.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from deploy.runtime.policy import OnnxPolicy
 from deploy.runtime.robot import EpisodicRobot, Robot, SimRobot
 from deploy.runtime.safety import SafetyLayer
+from deploy.runtime.stats import percentile_us
 
 COMPLETED = "completed"
 INTERRUPTED = "interrupted"
@@ -41,6 +43,9 @@ class RunReport:
     latency_p50_us: float | None
     """Compute latency per step: observation read -> action sent."""
     latency_p99_us: float | None
+    inference_p50_us: float | None
+    """Policy inference alone (onnxruntime call), without the robot I/O and safety checks."""
+    inference_p99_us: float | None
     jitter_p99_us: float | None
     """Actual wake time - scheduled time; None when the loop is unpaced (rate 0)."""
     deadline_misses: int
@@ -89,11 +94,14 @@ class Runner:
         returns = [] if returns is None else returns
         first_return = len(returns)
         latencies: list[float] = []
+        inferences: list[float] = []
         jitters: list[float] = []
         misses = 0
         stop_reason = COMPLETED
-        robot, safety, policy, period = self.robot, self.safety, self.policy, self.period
+        robot, safety, period = self.robot, self.safety, self.period
+        policy = _timed(self.policy, inferences)
 
+        sent_safe = False  # was the last command sent the safe action of a latched stop?
         start = time.perf_counter()
         tick = 0
         try:
@@ -107,7 +115,9 @@ class Runner:
                     break
                 t0 = time.perf_counter()
                 obs, stamp = robot.read()
-                robot.send(safety.act(policy, obs, stamp))
+                action = safety.act(policy, obs, stamp)
+                sent_safe = safety.latched  # latched within act: `action` is the safe action
+                robot.send(action)
                 t1 = time.perf_counter()
                 latencies.append(t1 - t0)
                 if period:
@@ -122,11 +132,16 @@ class Runner:
         except KeyboardInterrupt:
             stop_reason = INTERRUPTED
         finally:
-            robot.safe_stop()
+            try:
+                if (safety.latched or stop_reason == INTERRUPTED) and not sent_safe:
+                    robot.send(safety.safe_action)
+            finally:
+                robot.safe_stop()
         wall = time.perf_counter() - start
         if safety.reason is not None:
             stop_reason = safety.reason
-        return _report(returns[first_return:], latencies, jitters, misses, stop_reason, wall)
+        return _report(returns[first_return:], latencies, inferences, jitters, misses,
+                       stop_reason, wall)
 
 
 def run_bundle(
@@ -167,6 +182,22 @@ def run_bundle(
         robot.close()
 
 
+def _timed(
+    policy: Callable[[np.ndarray], np.ndarray], sink: list[float]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """`policy`, appending each call's duration to `sink` (a call that raises is not timed:
+    the safety layer latches on it and the step's latency records it)."""
+    clock = time.perf_counter
+
+    def call(obs: np.ndarray) -> np.ndarray:
+        t0 = clock()
+        out = policy(obs)
+        sink.append(clock() - t0)
+        return out
+
+    return call
+
+
 def _sleep_until(deadline: float, spin_s: float) -> float:
     """Sleep, then busy-wait the last `spin_s`; returns the wake time (perf_counter)."""
     remaining = deadline - time.perf_counter()
@@ -181,14 +212,13 @@ def _sleep_until(deadline: float, spin_s: float) -> float:
 def _report(
     returns: list[float],
     latencies: list[float],
+    inferences: list[float],
     jitters: list[float],
     misses: int,
     stop_reason: str,
     wall: float,
 ) -> RunReport:
-    def pct_us(xs: list[float], q: float) -> float | None:
-        return float(np.percentile(xs, q) * 1e6) if xs else None
-
+    pct_us = percentile_us
     return RunReport(
         returns=[float(r) for r in returns],
         return_mean=float(np.mean(returns)) if returns else None,
@@ -197,6 +227,8 @@ def _report(
         steps=len(latencies),
         latency_p50_us=pct_us(latencies, 50),
         latency_p99_us=pct_us(latencies, 99),
+        inference_p50_us=pct_us(inferences, 50),
+        inference_p99_us=pct_us(inferences, 99),
         jitter_p99_us=pct_us(jitters, 99),
         deadline_misses=misses,
         stop_reason=stop_reason,

@@ -34,6 +34,9 @@ class SafetyLayer:
     max_delta: largest change of each action dimension per step, robot units (continuous only).
     watchdog_s: an observation older than this (by its timestamp) is stale.
     max_misses: this many consecutive deadline misses latch a stop.
+    warmup_steps: deadline misses of the first this many steps are not held against the loop
+        (first inference calls allocate, a ROS node's first publishes wait on discovery);
+        every other check is armed from the first step.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class SafetyLayer:
         max_delta: float | Sequence[float] | None = None,
         watchdog_s: float | None = None,
         max_misses: int = 3,
+        warmup_steps: int = 0,
     ) -> None:
         if max_delta is not None:
             if contract.discrete:
@@ -54,6 +58,9 @@ class SafetyLayer:
             raise ValueError(f"watchdog_s is {watchdog_s}; expected a positive number of seconds")
         if max_misses < 1:
             raise ValueError(f"max_misses is {max_misses}; expected 1 or more")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps is {warmup_steps}; expected 0 or more")
+        self.warmup_steps = warmup_steps
         self.contract = contract
         self.max_delta: np.ndarray | None = max_delta
         self.watchdog_s = watchdog_s
@@ -76,6 +83,7 @@ class SafetyLayer:
         """Clear a latched stop; the next action is rate-limited from the safe action."""
         self.reason = None
         self.misses = 0
+        self._deadlines = 0  # deadlines seen since reset, for the warm-up
         self._last = self._safe.astype(np.float64)
 
     def estop(self, reason: str = ESTOP) -> None:
@@ -154,6 +162,9 @@ class SafetyLayer:
 
     def deadline(self, missed: bool) -> None:
         """Record one step's deadline; `max_misses` misses in a row latch a stop."""
+        self._deadlines += 1
+        if self._deadlines <= self.warmup_steps:
+            return
         self.misses = self.misses + 1 if missed else 0
         if self.misses >= self.max_misses:
             self._latch(DEADLINE_MISSES)

@@ -6,10 +6,19 @@ pytest import mode.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-from collections.abc import Callable
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -18,6 +27,8 @@ from torch import nn
 
 from deploy.contract import Contract, sha256_bytes
 from deploy.export import export_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class PendulumPolicy(nn.Module):
@@ -62,9 +73,38 @@ def pendulum_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pendulum_int8_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pendulum test policy exported with --quantize int8 (do not modify; copy it)."""
+    out = tmp_path_factory.mktemp("bundles") / "pendulum-int8"
+    export_bundle(PendulumPolicy(), env="pendulum", out_dir=out, quantize="int8")
+    return out
+
+
+@pytest.fixture(scope="session")
 def cartpole_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "cartpole"
     export_bundle(CartpolePolicy(), env="cartpole", out_dir=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_cartpole_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PPO cart-pole run trained to an evaluation mean of 475 (seed 0 needs ~2k steps), and
+    its bundle at RUN/bundle, exported as `kinema export` does."""
+    from agents.evaluation import rollout_observations
+    from agents.train import TrainConfig, load_agent, train
+
+    runs = tmp_path_factory.mktemp("runs")
+    result = train(TrainConfig(algo="ppo", env="cartpole", steps=30_720, seed=0,
+                               eval_every=2048, eval_episodes=5, target_return=475,
+                               runs_dir=str(runs)))
+    assert result.loop.solved_at is not None, "PPO did not reach 475 within the budget"
+    agent, run = load_agent(result.run)
+    obs = rollout_observations(lambda o: agent.act(o, deterministic=True).numpy(), "cartpole",
+                               steps=300)
+    out = run.path / "bundle"
+    export_bundle(agent.inference_module(), env="cartpole", out_dir=out, rollout_obs=obs,
+                  source_run=run.path.name)
     return out
 
 
@@ -140,3 +180,155 @@ def write_bundle(path: Path, blob: bytes, **overrides: object) -> Path:
     (path / "policy.onnx").write_bytes(blob)
     pendulum_contract(blob, **overrides).save(path)
     return path
+
+
+# -- ROS 2 ------------------------------------------------------------------------------------
+# rclpy is imported inside the fixtures, so the non-ROS tests run where the `ros` extra is not
+# installed; CI installs it, and there the ROS tests must run.
+
+_DOMAINS = iter(range(1000))
+
+
+@pytest.fixture
+def ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A ROS domain id unique to this test and process, with discovery kept on loopback."""
+    pytest.importorskip("rclpy", reason="the ros extra (rclpy) is not installed")
+    from deploy.ros import localhost_env
+
+    # 1..100: DDS ports of higher ids can collide with the kernel's ephemeral port range.
+    domain = 1 + (os.getpid() * 7 + next(_DOMAINS)) % 100
+    for key, value in localhost_env(domain, base={}).items():
+        monkeypatch.setenv(key, value)
+    return domain
+
+
+class RosProbe:
+    """An in-process node for tests: publishes observations, joint states and e-stops, and
+    records every command and status it hears. Spins only when asked, for bounded times."""
+
+    def __init__(self, ctx: Any, topics: Any) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool, Float32MultiArray, Float64MultiArray, String
+
+        self._JointState, self._Bool, self._F32 = JointState, Bool, Float32MultiArray
+        import rclpy
+
+        self.node = rclpy.create_node(f"kinema_test_probe_{os.getpid()}", context=ctx)
+        reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        self.commands: list[np.ndarray] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.joint_states: list[Any] = []
+        self.node.create_subscription(
+            Float64MultiArray, topics.command,
+            lambda m: self.commands.append(np.array(m.data, np.float64)), reliable)
+        self.node.create_subscription(
+            String, topics.status, lambda m: self.statuses.append(json.loads(m.data)), reliable)
+        self.node.create_subscription(JointState, topics.joint_states,
+                                      self.joint_states.append, reliable)
+        self._obs = self.node.create_publisher(Float32MultiArray, topics.observation, reliable)
+        self._js = self.node.create_publisher(JointState, topics.joint_states, reliable)
+        self._estop = self.node.create_publisher(Bool, topics.estop, reliable)
+        self.executor = SingleThreadedExecutor(context=ctx)
+        self.executor.add_node(self.node)
+
+    def add(self, node: Any) -> None:
+        """Spin `node` (e.g. an in-process PolicyNode) together with the probe."""
+        self.executor.add_node(node)
+
+    def publish_obs(self, obs: Sequence[float]) -> None:
+        self._obs.publish(self._F32(data=[float(x) for x in obs]))
+
+    def publish_joint_state(self, names: list[str], **fields: list[float]) -> None:
+        self._js.publish(self._JointState(name=names, **fields))
+
+    def estop(self) -> None:
+        self._estop.publish(self._Bool(data=True))
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.005)
+
+    def wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > end:
+                return False
+            self.executor.spin_once(timeout_sec=0.01)
+        return True
+
+    def last_status(self) -> dict[str, Any]:
+        return self.statuses[-1] if self.statuses else {}
+
+
+@pytest.fixture
+def ros_probe(ros_domain: int) -> Iterator[RosProbe]:
+    """A RosProbe on this test's domain, with the default topics."""
+    from deploy.ros import Topics, ros_context
+
+    with ros_context(ros_domain) as ctx:
+        probe = RosProbe(ctx, Topics())
+        try:
+            yield probe
+        finally:
+            probe.executor.shutdown(timeout_sec=0)
+            probe.node.destroy_node()
+
+
+class Proc:
+    """A `python -m kinema ...` subprocess whose stderr lines are collected as they come."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "kinema", *args], cwd=ROOT, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        self.err_lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.err_lines.append(line.rstrip("\n"))
+
+    def sigint(self) -> None:
+        self.popen.send_signal(signal.SIGINT)
+
+    def finish(self, timeout: float) -> tuple[int, dict[str, Any]]:
+        """Wait for exit; (return code, the JSON object on stdout's last line)."""
+        out, _ = self.popen.communicate(timeout=timeout)
+        self._reader.join(timeout=5)
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        try:
+            return self.popen.returncode, json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            return self.popen.returncode, {"unparsed": out, "stderr": self.err_lines}
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()  # only this process, by its own handle
+            self.popen.wait(timeout=10)
+
+
+@pytest.fixture
+def kinema_proc(ros_domain: int) -> Iterator[Callable[..., Proc]]:
+    """Factory: kinema_proc("ros", BUNDLE, ...) starts a CLI subprocess on this test's domain;
+    any still running at the end of the test is killed."""
+    procs: list[Proc] = []
+
+    def start(*args: str) -> Proc:
+        from deploy.ros import localhost_env
+
+        env = localhost_env(ros_domain)
+        env["PYTHONUNBUFFERED"] = "1"
+        procs.append(Proc(list(args), env))
+        return procs[-1]
+
+    try:
+        yield start
+    finally:
+        for p in procs:
+            p.kill()

@@ -14,7 +14,8 @@ from deploy.runtime import OnnxPolicy, Runner, SafetyLayer, SimRobot, run_bundle
 
 REPORT_KEYS = {
     "returns", "return_mean", "return_std", "episodes", "steps", "latency_p50_us",
-    "latency_p99_us", "jitter_p99_us", "deadline_misses", "stop_reason", "wall_s",
+    "latency_p99_us", "inference_p50_us", "inference_p99_us", "jitter_p99_us", "deadline_misses",
+    "stop_reason", "wall_s",
 }
 
 
@@ -27,6 +28,10 @@ def test_unpaced_run_reports_the_steps_it_ran(pendulum_bundle: Path) -> None:
     assert report.episodes == 1 and len(report.returns) == 1  # pendulum episodes are 200 steps
     assert report.jitter_p99_us is None
     assert 0 < report.latency_p50_us <= report.latency_p99_us
+    # inference is part of the step: never slower than the step that contains it
+    assert report.inference_p50_us is not None and report.inference_p99_us is not None
+    assert 0 < report.inference_p50_us <= report.inference_p99_us
+    assert report.inference_p50_us < report.latency_p50_us
     data = json.loads(json.dumps(report.to_json(), allow_nan=False))
     assert set(data) == REPORT_KEYS and data["steps"] == 250
 

@@ -1,4 +1,5 @@
-"""`import deploy.runtime` must not pull in torch or agents: a robot runs bundles without them."""
+"""A robot computer runs bundles without the training stack: `import deploy.runtime`,
+`import deploy.ros` and the `kinema run` / `kinema ros` commands leave torch and agents out."""
 
 from __future__ import annotations
 
@@ -6,18 +7,44 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_runtime_import_leaves_torch_and_agents_out() -> None:
-    code = (
-        "import sys, deploy.runtime\n"
+def _imports_of(code: str) -> tuple[int, str]:
+    probe = (
+        f"{code}\n"
+        "import sys\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'agents'))\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
     # `python -c` puts the working directory first on sys.path: the repository's packages.
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0, f"deploy.runtime imported {done.stdout.strip()} {done.stderr}"
+    return done.returncode, f"{done.stdout.strip()} {done.stderr[-2000:]}"
+
+
+def test_runtime_import_leaves_torch_and_agents_out() -> None:
+    rc, out = _imports_of("import deploy.runtime, deploy.joint_state_map, deploy.quantize")
+    assert rc == 0, f"deploy.runtime imported {out}"
+
+
+def test_deploy_ros_import_leaves_torch_and_agents_out() -> None:
+    pytest.importorskip("rclpy", reason="the ros extra (rclpy) is not installed")
+    rc, out = _imports_of("import deploy.ros")
+    assert rc == 0, f"deploy.ros imported {out}"
+
+
+def test_deploy_runtime_commands_leave_torch_and_agents_out() -> None:
+    pytest.importorskip("rclpy", reason="the ros extra (rclpy) is not installed")
+    code = (
+        "from kinema.cli import main\n"
+        "assert main(['run', 'no-such-bundle']) == 2\n"
+        "assert main(['ros', 'no-such-bundle']) == 2\n"
+        "assert main(['ros-sim', 'cartpol']) == 2\n"
+    )
+    rc, out = _imports_of(code)
+    assert rc == 0, f"the runtime commands imported {out}"

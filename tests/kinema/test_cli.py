@@ -68,6 +68,13 @@ def test_eval_json(trained):
     assert out["episodes"] == 3 and out["return_mean"] >= 475 and "return_std" in out
 
 
+def test_eval_records_a_video(trained, tmp_path, capsys):
+    out = tmp_path / "episode.mp4"
+    assert main(["eval", str(trained), "--episodes", "1", "--video", str(out), "--json"]) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["video"] == str(out) and out.stat().st_size > 1000
+
+
 def test_export_then_run_the_bundle(trained, tmp_path):
     bundle = tmp_path / "bundle"
     r = kinema("export", str(trained), "--out", str(bundle), "--json")

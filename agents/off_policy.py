@@ -1,0 +1,81 @@
+"""What SAC, TD3/DDPG and DQN share: replay and loop settings, target updates, optimizers.
+
+The loop itself is `agents.loops.train_off_policy`; an off-policy agent offers
+`explore(obs, step)`, `update(batch)`, `act`, `replay` (a `data.replay.ReplayBuffer`) and the
+config fields below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from data.replay import ReplayBuffer
+from sim.registry import EnvInfo
+
+
+@dataclass(frozen=True)
+class OffPolicyConfig:
+    """Replay and loop settings of every off-policy algorithm (names as in Stable-Baselines3)."""
+
+    num_envs: int = 1
+    """Parallel environments (gymnasium.vector); every vector step adds num_envs transitions."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (preallocated on the training device)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    learning_starts: int = 100
+    """Env steps of uniformly random actions before the first update."""
+    train_freq: int = 1
+    """Vector-env steps between rounds of updates."""
+    gradient_steps: int = 1
+    """Gradient steps per round of updates."""
+    gamma: float = 0.99
+    """Discount factor."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+
+
+def act_dim(info: EnvInfo) -> int:
+    """Width of the action vector the networks produce (discrete: number of actions)."""
+    return int(info.n_actions) if info.discrete else int(np.prod(info.action_shape))
+
+
+def new_replay(cfg: OffPolicyConfig, info: EnvInfo, device: torch.device, *,
+               n_step: int = 1) -> ReplayBuffer:
+    return ReplayBuffer(cfg.buffer_size, cfg.num_envs, info.obs_shape,
+                        () if info.discrete else (act_dim(info),), discrete=info.discrete,
+                        device=device, n_step=n_step, gamma=cfg.gamma)
+
+
+def adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel: one kernel per step for all parameters, CPU or CUDA."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+@torch.no_grad()
+def polyak_update(target: list[Tensor], online: list[Tensor], tau: float) -> None:
+    """theta' <- (1 - tau) theta' + tau theta for every pair, as one fused foreach op.
+
+    tau is the weight of the online parameters (Lillicrap et al. 2016; Fujimoto et al. 2018);
+    the seeds' notes write the same update with tau' = 1 - tau. tau = 1 is a hard copy (DQN).
+    """
+    torch._foreach_lerp_(target, online, tau)
+
+
+def uniform_actions(info: EnvInfo, n: int, device: torch.device) -> Tensor:
+    """n uniformly random actions (warm-up), from torch's global generator (checkpointed)."""
+    if info.discrete:
+        return torch.randint(int(info.n_actions), (n,), device=device)
+    return torch.rand(n, act_dim(info), device=device) * 2.0 - 1.0

@@ -1,0 +1,265 @@
+"""`kinema bench rl`: Kinema's model-free agents beside Stable-Baselines3, same machine, same run.
+
+    kinema bench rl [--tasks sac-pendulum,td3-pendulum] [--seeds 0,1,2] [--libs kinema,sb3]
+
+Every task trains with each library and seed until the shared evaluation protocol
+(agents.evaluation.evaluate: 10 deterministic episodes, seeds 10000..10009), run every
+`eval_every` env steps, reaches the target, or the budget runs out. Both libraries evaluate at
+the same points, after the updates of all env steps so far (Kinema: at an iteration boundary;
+SB3: at the start of a rollout), and evaluation time is left out of train seconds. Kinema trains
+from its presets (what `kinema train ALGO --env ENV` uses), SB3 from RL-Zoo's hyperparameters
+(SB3's defaults where the Zoo has no entry). One torch thread for both.
+
+Results are kept per (task, library, seed) in a JSON file, so subsets can run in turns; the
+BENCHMARKS.md section is rewritten from all stored results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import sim
+from agents.evaluation import evaluate
+from agents.registry import algorithm
+from agents.train import TrainConfig, train
+
+LIBS = ("kinema", "sb3")
+RESULTS = Path("benchmarks/results/rl.json")
+BEGIN, END = "<!-- kinema bench rl: begin -->", "<!-- kinema bench rl: end -->"
+SPEED_STEPS = (1_000, 3_000)
+"""Speed tasks: random steps before learning, and the step at which the rate is read."""
+
+
+@dataclass(frozen=True)
+class Task:
+    algo: str
+    env: str
+    target: float | None
+    """None: a speed task (train steps/s over SPEED_STEPS), not a time-to-target task."""
+    budget: int
+    eval_every: int
+    sb3_algo: str
+    sb3_kwargs: dict[str, Any] = field(default_factory=dict)
+    sb3_n_envs: int = 1
+    sb3_source: str = "RL-Zoo"
+
+
+def _linear(start: float):
+    return lambda progress_remaining: progress_remaining * start
+
+
+_ZOO_PENDULUM_TD3 = dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, noise_std=0.1,
+                         train_freq=1, gradient_steps=1, learning_rate=1e-3,
+                         policy_kwargs=dict(net_arch=[400, 300]))
+TASKS: dict[str, Task] = {
+    "ppo-cartpole": Task("ppo", "cartpole", 475, 100_000, 1024, "PPO", dict(
+        n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+        learning_rate=_linear(1e-3), clip_range=_linear(0.2)), sb3_n_envs=8),
+    "sac-pendulum": Task("sac", "pendulum", -200, 20_000, 1000, "SAC", dict(learning_rate=1e-3)),
+    "td3-pendulum": Task("td3", "pendulum", -200, 20_000, 1000, "TD3", _ZOO_PENDULUM_TD3),
+    "ddpg-pendulum": Task("ddpg", "pendulum", -200, 20_000, 1000, "DDPG", _ZOO_PENDULUM_TD3),
+    "sac-inverted-pendulum": Task("sac", "inverted-pendulum", 1000, 50_000, 1000, "SAC", {},
+                                  sb3_source="SB3 defaults (no RL-Zoo entry)"),
+    "dqn-cartpole": Task("dqn", "cartpole", 475, 50_000, 1024, "DQN", dict(
+        learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
+        gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
+        exploration_fraction=0.16, exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256]))),
+    "sac-halfcheetah-speed": Task("sac", "halfcheetah", None, SPEED_STEPS[1], SPEED_STEPS[1],
+                                  "SAC", dict(learning_starts=SPEED_STEPS[0]),
+                                  sb3_source="RL-Zoo (MuJoCo defaults: SB3's SAC)"),
+}
+
+
+# -- one run ------------------------------------------------------------------------------------
+def run_kinema(task: Task, seed: int, root: Path) -> dict[str, Any]:
+    algo = algorithm(task.algo)
+    cfg = algo.preset(task.env)
+    if task.target is None:  # speed: the preset's networks, the shared warm-up
+        cfg = dataclasses.replace(cfg, learning_starts=SPEED_STEPS[0])
+    result = train(TrainConfig(algo=task.algo, env=task.env, steps=task.budget, seed=seed,
+                               eval_every=SPEED_STEPS[0] if task.target is None
+                               else task.eval_every, target_return=task.target,
+                               eval_episodes=1 if task.target is None else 10,
+                               runs_dir=str(root)), cfg)
+    rows = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
+    evals = [(r["step"], r["return_mean"], r["train_s"]) for r in rows if r["kind"] == "eval"]
+    return _summary(task, evals)
+
+
+def _sb3_callback(task: Task) -> Any:
+    """SB3 callback: our evaluation at rollout starts (all updates so far done), train time
+    without it, stop at the target."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Protocol(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.evals: list[tuple[int, float, float]] = []
+            self.eval_s, self.done = 0.0, False
+            self.next_eval = SPEED_STEPS[0] if task.target is None else task.eval_every
+            self.t0 = time.perf_counter()
+
+        def point(self) -> None:
+            steps = self.model.num_timesteps
+            train_s = time.perf_counter() - self.t0 - self.eval_s
+            e0 = time.perf_counter()
+            ret = float("nan")
+            if task.target is not None:
+                ret = float(evaluate(lambda o: self.model.predict(o, deterministic=True)[0],
+                                     task.env).mean())
+            self.eval_s += time.perf_counter() - e0
+            self.evals.append((steps, ret, train_s))
+            while self.next_eval <= steps:
+                self.next_eval += task.eval_every
+            self.done = task.target is not None and ret >= task.target
+
+        def _on_rollout_start(self) -> None:
+            if self.model.num_timesteps >= self.next_eval:
+                self.point()
+
+        def _on_step(self) -> bool:
+            return not self.done
+
+    return Protocol()
+
+
+def run_sb3(task: Task, seed: int) -> dict[str, Any]:
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    kwargs = dict(task.sb3_kwargs)
+    if "noise_std" in kwargs:
+        n = int(np.prod(sim.spec(task.env).info.action_shape))
+        sigma = kwargs.pop("noise_std") * np.ones(n)
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(n), sigma)
+    venv = make_vec_env(lambda: sim.make(task.env), n_envs=task.sb3_n_envs, seed=seed)
+    model = getattr(sb3, task.sb3_algo)("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
+                                        **kwargs)
+    callback = _sb3_callback(task)
+    callback.t0 = time.perf_counter()
+    model.learn(total_timesteps=task.budget, callback=callback)
+    if not callback.done and (not callback.evals or callback.evals[-1][0] < model.num_timesteps):
+        callback.point()  # the budget is spent: a last evaluation, as Kinema's loop makes
+    return _summary(task, callback.evals)
+
+
+def _summary(task: Task, evals: list[tuple[int, float, float]]) -> dict[str, Any]:
+    if task.target is None:
+        (s0, _, t0), (s1, _, t1) = evals[0], evals[-1]
+        return {"steps_per_s": (s1 - s0) / max(t1 - t0, 1e-9), "evals": evals}
+    hit = next((e for e in evals if e[1] >= task.target), None)
+    last = hit or evals[-1]
+    return {"solved": hit is not None, "steps": last[0], "train_s": last[2],
+            "return": last[1], "evals": evals}
+
+
+# -- many runs, results, report -----------------------------------------------------------------
+def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RESULTS,
+        markdown: Path | None = Path("BENCHMARKS.md"), log=print) -> dict[str, Any]:
+    """Run every (task, seed, library) asked for, store the results, rewrite the report."""
+    unknown = [t for t in tasks if t not in TASKS] + [lib for lib in libs if lib not in LIBS]
+    if unknown:
+        raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(TASKS)}; "
+                         f"libraries: {', '.join(LIBS)}")
+    torch.set_num_threads(1)
+    store = json.loads(results.read_text()) if results.exists() else {}
+    for name in tasks:
+        task = TASKS[name]
+        if task.env not in sim.names():
+            log(f"{name}: env {task.env!r} is not registered; skipped")
+            continue
+        for seed in seeds:
+            for lib in libs:  # interleaved, so load on the machine hits both alike
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = (run_kinema(task, seed, Path(tmp)) if lib == "kinema"
+                           else run_sb3(task, seed))
+                out |= {"machine": _machine(), "date": datetime.now().isoformat(timespec="seconds")}
+                store.setdefault(name, {}).setdefault(lib, {})[str(seed)] = out
+                log(json.dumps({"task": name, "lib": lib, "seed": seed,
+                                **{k: v for k, v in out.items() if k != "evals"}}))
+                results.parent.mkdir(parents=True, exist_ok=True)
+                results.write_text(json.dumps(store, indent=1) + "\n")
+    if markdown is not None:
+        write_section(markdown, report(store))
+    return store
+
+
+def _machine() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} thread")
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def _med(runs: dict[str, Any], seeds: list[str], key: str) -> tuple[float, str]:
+    """Median of `key` over seeds, and a mark when some seed missed the target."""
+    mark = "" if all(runs[s]["solved"] for s in seeds) else " (unsolved seeds)"
+    return _median([runs[s][key] for s in seeds]), mark
+
+
+def report(store: dict[str, Any]) -> str:
+    """The markdown table of medians and ratios over the stored seeds."""
+    import stable_baselines3
+
+    lines = [
+        "| task | target | seeds | Kinema steps | SB3 steps | Kinema train s | SB3 train s "
+        "| time ratio | steps ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    speed = []
+    for name, task in TASKS.items():
+        runs = store.get(name, {})
+        if task.target is None:
+            for lib in LIBS:
+                rates = [r["steps_per_s"] for r in runs.get(lib, {}).values()]
+                if rates:
+                    speed.append(f"{name} ({lib}): {_median(rates):.1f} train steps/s, "
+                                 f"median of {len(rates)}")
+            continue
+        ours, peer = runs.get("kinema", {}), runs.get("sb3", {})
+        seeds = sorted(set(ours) & set(peer), key=int)
+        if not seeds:
+            continue
+
+        (ks, km), (ss, sm) = _med(ours, seeds, "steps"), _med(peer, seeds, "steps")
+        (kt, _), (st, _) = _med(ours, seeds, "train_s"), _med(peer, seeds, "train_s")
+        lines.append(f"| {name} | {task.target:g} | {len(seeds)} | {ks:,.0f}{km} | {ss:,.0f}{sm} "
+                     f"| {kt:.1f} | {st:.1f} | **{kt / st:.2f}x** | {ks / ss:.2f}x |")
+    text = "\n".join(lines)
+    if speed:
+        text += "\n\n" + "\n".join(f"- {s}" for s in speed)
+    machines = sorted({r.get("machine", "?") for t in store.values() for lib in t.values()
+                       for r in lib.values()})
+    text += (f"\n\nStable-Baselines3 {stable_baselines3.__version__}; machine: "
+             f"{'; '.join(machines)}.")
+    return text
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace this benchmark's section of BENCHMARKS.md (and nothing else); add it if absent."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{body}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Model-free RL beside Stable-Baselines3 (issue 4)\n\n" \
+            + block + "\n"
+    path.write_text(text)

@@ -1,0 +1,179 @@
+"""A SHA-256 manifest over a dataset folder, committed atomically (a small redo log).
+
+    DIR/manifest.json           {"format", "files": {relpath: sha256}, "episodes", "steps",
+                                 "manifest_sha256": sha256 of the rest, canonical JSON}
+    DIR/.manifest.pending.json  the same plus "staged": {relpath: staged file}, while a commit
+                                is in flight
+
+Why a redo log: a commit replaces several files (the HDF5 file and its metadata.json), and no
+file system renames two files at once. So a commit first writes every new file under a staged
+name and fsyncs it, then writes the pending manifest (atomically: temp file + rename), which is
+the commit point. It then renames the staged files into place and finally renames the pending
+manifest over manifest.json. A crash before the commit point leaves the old dataset plus stray
+staged files; a crash after it is rolled forward by `recover` (the staged files are complete).
+A crash at any moment therefore loses at most the commit in flight.
+
+The manifest hashes itself, so one flipped byte anywhere in it is caught, like one flipped byte
+in any file it lists. One writer at a time holds an exclusive lock on DIR/.lock; readers roll an
+interrupted commit forward only when no writer holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+MANIFEST_FORMAT = "kinema-manifest/1"
+MANIFEST_FILE, PENDING_FILE, LOCK_FILE = "manifest.json", ".manifest.pending.json", ".lock"
+STAGED_MARK = ".staged-"
+"""Staged files are named .<name>.staged-<pid> beside their final path."""
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be written or read; the message names the file and the fault."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def staged_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}{STAGED_MARK}{os.getpid()}")
+
+
+def fsync_write(path: Path, data: bytes) -> None:
+    """Write and fsync `path` (data/ must not import agents, whose write_atomic this mirrors)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _self_hash(body: dict[str, Any]) -> str:
+    canon = json.dumps({k: v for k, v in body.items() if k != "manifest_sha256"}, sort_keys=True)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _write_json_atomic(path: Path, body: dict[str, Any]) -> None:
+    body = dict(body, manifest_sha256=_self_hash(body))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fsync_write(tmp, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing, so this folder is not a Kinema dataset "
+                           "(kinema collect writes one)") from None
+    except (OSError, ValueError) as e:  # ValueError covers JSON and UTF-8 decoding errors
+        raise DatasetError(f"{path} is corrupt: it is not valid JSON ({e})") from None
+    if not isinstance(body, dict) or body.get("format") != MANIFEST_FORMAT:
+        raise DatasetError(f"{path} is corrupt: it is not a {MANIFEST_FORMAT} manifest")
+    if body.get("manifest_sha256") != _self_hash(body):
+        raise DatasetError(f"{path} is corrupt: its content does not match its own SHA-256")
+    files = body.get("files")
+    if not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
+            and isinstance(body.get("episodes"), int) and isinstance(body.get("steps"), int)):
+        raise DatasetError(f"{path} is corrupt: 'files', 'episodes' or 'steps' is malformed")
+    return body
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    return _read_json(root / MANIFEST_FILE)
+
+
+def verify(root: Path, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check every file the manifest lists against its SHA-256; returns the manifest."""
+    manifest = manifest if manifest is not None else read_manifest(root)
+    for rel, sha in manifest["files"].items():
+        path = root / rel
+        try:
+            actual = sha256_file(path)
+        except FileNotFoundError:
+            raise DatasetError(f"{path} is missing; the manifest lists it") from None
+        if actual != sha:
+            raise DatasetError(f"{path} is corrupt: its SHA-256 {actual[:12]}... differs from the "
+                               f"{sha[:12]}... recorded in {root / MANIFEST_FILE}")
+    return manifest
+
+
+def commit(root: Path, staged: dict[str, Path], *, episodes: int, steps: int) -> None:
+    """Make the staged files (relpath -> fsynced staged file) the dataset, atomically.
+
+    Files of the previous manifest that are not staged keep their recorded hash.
+    """
+    old = read_manifest(root)["files"] if (root / MANIFEST_FILE).exists() else {}
+    files = dict(old) | {rel: sha256_file(p) for rel, p in staged.items()}
+    body = {"format": MANIFEST_FORMAT, "files": files, "episodes": episodes, "steps": steps}
+    pending = dict(body, staged={rel: os.path.relpath(p, root) for rel, p in staged.items()})
+    _write_json_atomic(root / PENDING_FILE, pending)  # the commit point
+    _roll_forward(root, _read_json(root / PENDING_FILE), check=False)
+
+
+def _roll_forward(root: Path, pending: dict[str, Any], *, check: bool = True) -> None:
+    dirs = set()
+    for rel, tmp in pending.get("staged", {}).items():
+        if (root / tmp).exists():
+            os.replace(root / tmp, root / rel)
+        dirs.add((root / rel).parent)
+    for d in dirs:
+        fsync_path(d)
+    body = {k: v for k, v in pending.items() if k not in ("staged", "manifest_sha256")}
+    if check:  # after a crash: a staged file that vanished shows here, not at the next read
+        verify(root, body)
+    _write_json_atomic(root / MANIFEST_FILE, body)
+    (root / PENDING_FILE).unlink()
+    fsync_path(root)
+
+
+def recover(root: Path, *, writer: bool) -> None:
+    """Finish a commit a crash interrupted; a writer also removes staged files left before one."""
+    if (root / PENDING_FILE).exists():
+        _roll_forward(root, _read_json(root / PENDING_FILE))
+    if writer:
+        for p in root.rglob(f".*{STAGED_MARK}*"):
+            p.unlink()
+        for p in root.glob(".*.tmp-*"):
+            p.unlink()
+
+
+class Lock:
+    """An advisory lock on DIR/.lock: exclusive for the one writer, shared for readers."""
+
+    def __init__(self, root: Path, *, exclusive: bool) -> None:
+        self._file = open(root / LOCK_FILE, "a+b")  # noqa: SIM115  (held for the object's life)
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(self._file.fileno(), mode | fcntl.LOCK_NB)
+            self.held = True
+        except BlockingIOError:
+            if exclusive:
+                self._file.close()
+                raise DatasetError(f"{root} is being written by another process; one writer at a "
+                                   "time") from None
+            self.held = False
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()

@@ -1,0 +1,89 @@
+"""Run the policy node or the sim bridge as a process: bounded, and clean on Ctrl-C.
+
+What `kinema ros` and `kinema ros-sim` call. Both run until Ctrl-C/SIGTERM, or until their
+bound (`duration_s`, the node's `steps`, the bridge's `episodes`), and return a report dict.
+The node's shutdown always goes: latch the stop, publish the safe action, keep publishing it
+for `linger_s` (several periods, so a subscriber that drops one sample still gets it), then
+shut down.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from deploy.joint_state_map import JointField
+from deploy.ros.context import ros_context, spin_until, stop_on_signals
+from deploy.ros.node import PolicyNode
+from deploy.ros.sim_bridge import SimBridge
+from deploy.ros.topics import Topics
+from deploy.runtime.policy import OnnxPolicy
+
+INTERRUPTED = "interrupted"
+COMPLETED = "completed"
+
+
+def run_policy_node(
+    bundle: str | os.PathLike[str],
+    *,
+    topics: Topics | None = None,
+    input: str = "array",
+    trigger: str = "timer",
+    rate_hz: float | None = None,
+    watchdog_s: float | None = None,
+    max_delta: float | None = None,
+    steps: int | None = None,
+    duration_s: float | None = None,
+    linger_s: float = 0.2,
+) -> dict[str, Any]:
+    """Serve `bundle` on ROS 2 until Ctrl-C, `steps` policy steps or `duration_s` seconds."""
+    if duration_s is not None and not duration_s > 0:
+        raise ValueError(f"duration {duration_s} s; expected a positive number of seconds")
+    policy = OnnxPolicy(bundle)  # load and verify before touching the network
+    start = time.monotonic()
+    with stop_on_signals() as flag, ros_context() as ctx:
+        node = PolicyNode(policy, policy.contract, context=ctx, topics=topics, input=input,
+                          trigger=trigger, rate_hz=rate_hz, watchdog_s=watchdog_s,
+                          max_delta=max_delta, max_steps=steps)
+        try:
+            node.publish_status()
+            spin_until(node, lambda: bool(flag) or node.finished, timeout_s=duration_s)
+            node.stop(INTERRUPTED if flag else COMPLETED)
+            # Keep sending the safe action for a few periods (the tick timer repeats it).
+            spin_until(node, lambda: False, timeout_s=max(linger_s, 2 * node.period))
+            node.stop(INTERRUPTED if flag else COMPLETED)  # the very last command: safe
+            node.publish_status()
+            report = node.status()
+        finally:
+            node.destroy_node()
+    report.update(bundle=str(bundle), signal=flag.signal, wall_s=time.monotonic() - start)
+    return report
+
+
+def run_sim_bridge(
+    env: str,
+    *,
+    topics: Topics | None = None,
+    seed: int = 0,
+    rate_hz: float | None = None,
+    joint_state_map: Sequence[JointField] | None = None,
+    episodes: int | None = None,
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Play `env` as the robot until Ctrl-C, `episodes` episodes or `duration_s` seconds."""
+    if duration_s is not None and not duration_s > 0:
+        raise ValueError(f"duration {duration_s} s; expected a positive number of seconds")
+    with stop_on_signals() as flag, ros_context() as ctx:
+        bridge = SimBridge(env, context=ctx, topics=topics, seed=seed, rate_hz=rate_hz,
+                           joint_state_map=joint_state_map, max_episodes=episodes)
+        try:
+            spin_until(bridge, lambda: bool(flag) or bridge.done, timeout_s=duration_s)
+            report = bridge.report()
+        finally:
+            bridge.close()
+            bridge.destroy_node()
+    report.update(signal=flag.signal,
+                  stop_reason=INTERRUPTED if flag else COMPLETED)
+    return report

@@ -1,0 +1,248 @@
+"""The policy as a ROS 2 node: observations in, commands out at the contract's rate, fail-safe.
+
+One thread runs every callback (observation, e-stop, timers), so the safety layer needs no
+locks and an e-stop is applied before the next command is computed. States: `waiting` until a
+complete observation arrives, `running`, then `stopped` once the safety layer latches (a fault,
+the e-stop topic, Ctrl-C or the end of a bounded run). A stopped node keeps publishing the
+safe action every period, as a forward controller would otherwise hold the last command.
+
+Timer trigger (default): the command timer starts half a period after the first observation,
+so with a sensor publishing at the same rate each command is computed on a fresh observation
+and reaches the robot well before its next update, whatever the two clocks' phase. Observation
+trigger: each observation is acted on at once (lowest latency; the timer then only guards
+staleness and repeats the safe action once stopped).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from rclpy.clock import Clock, ClockType
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.timer import Timer
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float32MultiArray, Float64MultiArray, String
+
+from deploy.contract import Contract
+from deploy.joint_state_map import JointStateAssembler
+from deploy.ros.topics import (
+    ESTOP_QOS,
+    JOINT_STATE_QOS,
+    PUBLISH_QOS,
+    SENSOR_QOS,
+    STATUS_QOS,
+    Topics,
+    array_of,
+    command_msg,
+    status_msg,
+)
+from deploy.runtime.safety import ESTOP, SafetyLayer
+from deploy.runtime.stats import LatencyWindow
+
+INPUTS = ("array", "joint-state")
+TRIGGERS = ("timer", "observation")
+WINDOW = 65536
+"""Percentiles in the status cover the last this many steps (22 min at 50 Hz)."""
+
+
+class PolicyNode(Node):
+    """Runs `policy` (obs [obs_dim] -> action [act_dim], e.g. OnnxPolicy) under `contract`."""
+
+    def __init__(
+        self,
+        policy: Callable[[np.ndarray], np.ndarray],
+        contract: Contract,
+        *,
+        context: Context,
+        topics: Topics | None = None,
+        input: str = "array",
+        trigger: str = "timer",
+        rate_hz: float | None = None,
+        watchdog_s: float | None = None,
+        max_delta: float | None = None,
+        max_misses: int = 3,
+        warmup_steps: int = 5,
+        status_period_s: float = 0.1,
+        max_steps: int | None = None,
+        name: str = "kinema_policy",
+    ) -> None:
+        if input not in INPUTS:
+            raise ValueError(f"input {input!r} is not one of {', '.join(INPUTS)}")
+        if trigger not in TRIGGERS:
+            raise ValueError(f"trigger {trigger!r} is not one of {', '.join(TRIGGERS)}")
+        if input == "joint-state" and contract.joint_state_map is None:
+            raise ValueError("input joint-state needs a joint_state_map in the bundle's contract "
+                             "(kinema export --joint-state-map FILE); use input array")
+        rate = contract.rate_hz if rate_hz is None else rate_hz
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate {rate} Hz; expected a positive control rate")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps is {max_steps}; expected 1 or more")
+        super().__init__(name, context=context)
+        self.policy, self.contract, self.topics = policy, contract, topics or Topics()
+        self.input, self.trigger, self.rate_hz, self.period = input, trigger, rate, 1.0 / rate
+        # Default watchdog: 5 periods, at least 0.1 s, so one late DDS sample is not a fault.
+        self.safety = SafetyLayer(
+            contract, max_delta=max_delta, max_misses=max_misses, warmup_steps=warmup_steps,
+            watchdog_s=watchdog_s if watchdog_s is not None else max(5 * self.period, 0.1),
+        )
+        self.max_steps = max_steps
+        self.steps = self.deadline_misses = self.safe_commands = self.observations = 0
+        self.latency = LatencyWindow(WINDOW)
+        self.inference = LatencyWindow(WINDOW)
+        self.jitter = LatencyWindow(WINDOW)
+        self._latest: tuple[np.ndarray, float] | None = None
+        self._assembler = (JointStateAssembler(contract.joint_state_map)
+                           if input == "joint-state" and contract.joint_state_map else None)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._timer: Timer | None = None
+        self._starter: Timer | None = None
+        self._t0 = 0.0
+        self._tick: int | None = None
+        self._state = "waiting"
+
+        t = self.topics
+        self._cmd = self.create_publisher(Float64MultiArray, t.command, PUBLISH_QOS)
+        self._status = self.create_publisher(String, t.status, STATUS_QOS)
+        if input == "array":
+            self.create_subscription(Float32MultiArray, t.observation, self._on_array, SENSOR_QOS)
+        else:
+            self.create_subscription(JointState, t.joint_states, self._on_joint_state,
+                                     JOINT_STATE_QOS)
+        self.create_subscription(Bool, t.estop, self._on_estop, ESTOP_QOS)
+        self.create_timer(status_period_s, self.publish_status, clock=self._steady)
+        if trigger == "observation":
+            self._start_timer()
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return "stopped" if self.safety.latched else self._state
+
+    @property
+    def finished(self) -> bool:
+        """A bounded run (max_steps) has done its steps."""
+        return self.max_steps is not None and self.steps >= self.max_steps
+
+    def status(self) -> dict[str, Any]:
+        """What /kinema/status carries (latencies in microseconds, over the last WINDOW steps)."""
+        return {
+            "state": self.state, "reason": self.safety.reason, "steps": self.steps,
+            "deadline_misses": self.deadline_misses,
+            "latency_p50_us": self.latency.p_us(50), "latency_p99_us": self.latency.p_us(99),
+            "inference_p50_us": self.inference.p_us(50),
+            "inference_p99_us": self.inference.p_us(99),
+            "jitter_p99_us": self.jitter.p_us(99), "safe_commands": self.safe_commands,
+            "observations": self.observations, "rate_hz": self.rate_hz, "trigger": self.trigger,
+        }
+
+    def publish_status(self) -> None:
+        self._status.publish(status_msg(self.status()))
+
+    def stop(self, reason: str) -> None:
+        """Latch a stop (the first reason is kept) and send the safe action now."""
+        was = self.safety.latched
+        self.safety.estop(reason)
+        self._publish_safe()
+        if not was:
+            self.publish_status()
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _on_array(self, msg: Float32MultiArray) -> None:
+        self._observe(array_of(msg), time.monotonic())
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        assert self._assembler is not None
+        recv = time.monotonic()
+        self._assembler.update(
+            msg.name, {"position": msg.position, "velocity": msg.velocity, "effort": msg.effort},
+            recv - self._header_age(msg),
+        )
+        if self._assembler.complete:
+            self._observe(*self._assembler.observation())
+
+    def _header_age(self, msg: JointState) -> float:
+        """How old the sample was when it arrived, by its header stamp (0 when unstamped), so
+        a driver that republishes an old measurement still trips the watchdog."""
+        stamp = msg.header.stamp
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            return 0.0
+        now_ns = self.get_clock().now().nanoseconds
+        return max(0.0, (now_ns - (stamp.sec * 1_000_000_000 + stamp.nanosec)) * 1e-9)
+
+    def _observe(self, obs: np.ndarray, stamp: float) -> None:
+        self._latest = (obs, stamp)
+        self.observations += 1
+        if self._state == "waiting":
+            self._state = "running"
+            if self.trigger == "timer":
+                # Phase: half a period after the first observation (see the module docstring).
+                self._starter = self.create_timer(self.period / 2, self._start_timer,
+                                                  clock=self._steady)
+            self.publish_status()
+        if self.trigger == "observation" and not self.safety.latched:
+            self._step(obs, stamp, time.monotonic() + self.period, skipped=0)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            self.stop(ESTOP)
+
+    # -- control ----------------------------------------------------------------------------
+    def _start_timer(self) -> None:
+        if self._starter is not None:
+            self.destroy_timer(self._starter)
+            self._starter = None
+        self._t0 = time.monotonic()  # the grid: tick k is due at t0 + k * period
+        self._timer = self.create_timer(self.period, self._on_tick, clock=self._steady)
+        if self.trigger == "timer":
+            self._on_tick()  # tick 0, now
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        k = math.floor((now - self._t0) / self.period)
+        skipped = 0 if self._tick is None else max(0, k - self._tick - 1)
+        self._tick = k
+        if self.safety.latched:
+            self._publish_safe()
+            return
+        if self._latest is None:
+            return  # observation trigger, nothing seen yet: waiting
+        obs, stamp = self._latest
+        if self.trigger == "observation":
+            # Steps happen on arrival; here only the watchdog, so silence is not trusted.
+            if self.safety.check_obs(obs, stamp) is None:
+                self._publish_safe()
+                self.publish_status()
+            return
+        self.jitter.add(now - (self._t0 + k * self.period))
+        self._step(obs, stamp, self._t0 + (k + 1) * self.period, skipped)
+
+    def _step(self, obs: np.ndarray, stamp: float, deadline: float, skipped: int) -> None:
+        t0 = time.perf_counter()
+        action = self.safety.act(self._timed_policy, obs, stamp)
+        self._cmd.publish(command_msg(action))
+        t1 = time.perf_counter()
+        self.latency.add(t1 - t0)
+        self.steps += 1
+        misses = skipped + (time.monotonic() > deadline)
+        self.deadline_misses += misses
+        self.safety.deadline(misses > 0)
+        if self.safety.latched:  # latched during this step (it ran unlatched): tell at once
+            self.publish_status()
+        if self.finished:
+            self.stop("completed")
+
+    def _timed_policy(self, obs: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.policy(obs)
+        self.inference.add(time.perf_counter() - t0)
+        return out
+
+    def _publish_safe(self) -> None:
+        self._cmd.publish(command_msg(self.safety.safe_action))
+        self.safe_commands += 1

@@ -1,0 +1,142 @@
+"""A `sim` env playing the robot over ROS 2: the other end of the policy node's topics.
+
+Each period (the env's control rate) the bridge applies the latest command to the env, as a
+forward controller applies its last command, then publishes the new observation. Until the
+first command arrives it only publishes the initial observation (the env waits, so the policy
+starts on the episode's first state). A period with no new command repeats the previous one
+and is counted (`held_commands`); a command that is not finite, has the wrong size or leaves
+the action bounds (what the policy node's safety layer guarantees) is refused, counted
+(`bad_commands`) and the previous one held. Episodes reset automatically and
+their returns are reported.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rclpy.clock import Clock, ClockType
+from rclpy.context import Context
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32MultiArray, Float64MultiArray
+
+from deploy.joint_state_map import JointField, joint_state_from_obs
+from deploy.ros.topics import PUBLISH_QOS, SENSOR_QOS, Topics, array_of, observation_msg
+from deploy.runtime.robot import SimRobot
+
+
+class SimBridge(Node):
+    """Plays `sim.make(env)` as a robot on `topics` (observations out, commands in)."""
+
+    def __init__(
+        self,
+        env: str,
+        *,
+        context: Context,
+        topics: Topics | None = None,
+        seed: int = 0,
+        rate_hz: float | None = None,
+        joint_state_map: Sequence[JointField] | None = None,
+        max_episodes: int | None = None,
+        log_episodes: bool = True,
+        name: str = "kinema_sim",
+    ) -> None:
+        if max_episodes is not None and max_episodes < 1:
+            raise ValueError(f"max_episodes is {max_episodes}; expected 1 or more")
+        self.robot = SimRobot(env, seed=seed)
+        rate = self.robot.info.rate_hz if rate_hz is None else rate_hz
+        if not (math.isfinite(rate) and rate > 0):
+            self.robot.close()
+            raise ValueError(f"rate {rate} Hz; expected a positive rate")
+        obs_dim = self.robot.info.obs_shape[0]
+        if joint_state_map is not None and len(joint_state_map) != obs_dim:
+            self.robot.close()
+            raise ValueError(f"joint_state_map has {len(joint_state_map)} entries; {env!r} "
+                             f"observes {obs_dim} values")
+        super().__init__(name, context=context)
+        self.env, self.rate_hz, self.topics = env, rate, topics or Topics()
+        self.joint_state_map = None if joint_state_map is None else tuple(joint_state_map)
+        self.max_episodes, self.log_episodes = max_episodes, log_episodes
+        self.commands_received = self.held_commands = self.bad_commands = 0
+        self.last_command: np.ndarray | None = None
+        self._command: np.ndarray | None = None  # the last good command
+        self._fresh = False
+        self._episode_start = 0
+        info = self.robot.info
+        if info.discrete:
+            assert info.n_actions is not None
+            self._low, self._high = np.zeros(1), np.full(1, info.n_actions - 1.0)
+        else:
+            self._low = np.asarray(info.action_low, np.float64).reshape(-1)
+            self._high = np.asarray(info.action_high, np.float64).reshape(-1)
+        self._t_start = time.monotonic()
+
+        t = self.topics
+        if self.joint_state_map is None:
+            self._obs_pub = self.create_publisher(Float32MultiArray, t.observation, PUBLISH_QOS)
+        else:
+            self._obs_pub = self.create_publisher(JointState, t.joint_states, PUBLISH_QOS)
+        self.create_subscription(Float64MultiArray, t.command, self._on_command, SENSOR_QOS)
+        self.create_timer(1.0 / rate, self._on_tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    @property
+    def done(self) -> bool:
+        return self.max_episodes is not None and self.robot.episodes >= self.max_episodes
+
+    def report(self) -> dict[str, Any]:
+        returns = list(self.robot.returns)
+        return {
+            "env": self.env, "returns": returns,
+            "return_mean": float(np.mean(returns)) if returns else None,
+            "return_std": float(np.std(returns)) if returns else None,
+            "episodes": len(returns), "steps": self.robot.steps,
+            "commands_received": self.commands_received, "held_commands": self.held_commands,
+            "bad_commands": self.bad_commands,
+            "last_command": None if self.last_command is None else self.last_command.tolist(),
+            "wall_s": time.monotonic() - self._t_start,
+        }
+
+    def close(self) -> None:
+        self.robot.close()
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        a = array_of(msg)
+        self.commands_received += 1
+        self.last_command = a
+        tol = 1e-6 * np.maximum(1.0, np.abs(self._high - self._low))
+        if a.shape != (self.robot.act_dim,) or not np.all(np.isfinite(a)) or np.any(
+            (a < self._low - tol) | (a > self._high + tol)
+        ):
+            self.bad_commands += 1
+            return
+        self._command, self._fresh = a, True
+
+    def _on_tick(self) -> None:
+        if self.done:
+            return
+        if self._command is not None:
+            if not self._fresh:
+                self.held_commands += 1
+            self._fresh = False
+            episodes = self.robot.episodes
+            self.robot.send(self._command)
+            if self.robot.episodes > episodes and self.log_episodes:
+                steps = self.robot.steps - self._episode_start
+                print(f"episode {self.robot.episodes}: return {self.robot.returns[-1]:.2f} "
+                      f"in {steps} steps", file=sys.stderr, flush=True)
+            if self.robot.episodes > episodes:
+                self._episode_start = self.robot.steps
+        obs, _ = self.robot.read()
+        if self.joint_state_map is None:
+            self._obs_pub.publish(observation_msg(obs))
+            return
+        names, arrays = joint_state_from_obs(self.joint_state_map, obs)
+        msg = JointState(name=names, position=arrays["position"], velocity=arrays["velocity"],
+                         effort=arrays["effort"])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._obs_pub.publish(msg)

@@ -1,0 +1,97 @@
+"""Ensembles of small networks evaluated as one batched computation.
+
+An ensemble of E MLPs is E stacked weight tensors: each layer is one batched matmul over all
+members instead of a Python loop over E modules (twin critics of TD3/SAC, dynamics ensembles).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from models.mlp import ACTIVATIONS
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers: x [B, in] (shared input) or [E, B, in] -> [E, B, out].
+
+    Each member is initialized as `nn.Linear` initializes itself (uniform in +-1/sqrt(in) for
+    weight and bias), so an ensemble starts exactly like E separately built layers would.
+    """
+
+    def __init__(self, ensemble_size: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.ensemble_size, self.in_features, self.out_features = (
+            ensemble_size, in_features, out_features)
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(ensemble_size, in_features, out_features)
+                                   .uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(ensemble_size, 1, out_features)
+                                 .uniform_(-bound, bound))
+
+    def forward(
+        self, x: Tensor, *, detach_params: bool = False, member: int | None = None
+    ) -> Tensor:
+        """`detach_params`: use the weights as constants, so gradients reach only the input.
+        `member`: only that member's layer, [B, in] -> [B, out]."""
+        weight, bias = self.weight, self.bias
+        if detach_params:
+            weight, bias = weight.detach(), bias.detach()
+        if member is not None:
+            return torch.addmm(bias[member], x, weight[member])
+        if x.dim() == 2:
+            # A shared input is one [B, in] @ [in, E * out] matmul, cheaper than a broadcast bmm.
+            E, i, o = self.ensemble_size, self.in_features, self.out_features
+            y = (x @ weight.permute(1, 0, 2).reshape(i, E * o)).view(x.shape[0], E, o)
+            return y.transpose(0, 1) + bias
+        return torch.baddbmm(bias, x, weight)
+
+    def extra_repr(self) -> str:
+        return f"ensemble_size={self.ensemble_size}, in={self.in_features}, out={self.out_features}"
+
+
+def ensemble_mlp(
+    ensemble_size: int, in_dim: int, hidden: Sequence[int], out_dim: int, *,
+    activation: str = "relu",
+) -> nn.Sequential:
+    """E MLPs in_dim -> hidden... -> out_dim as stacked layers: [B, in] -> [E, B, out]."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
+    dims = [in_dim, *hidden, out_dim]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        layers.append(EnsembleLinear(ensemble_size, a, b))
+        if i < len(dims) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class QEnsemble(nn.Module):
+    """E critics Q_i(s, a) in one batched forward: (obs [B, obs_dim], act [B, a_dim]) -> [E, B]."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, *, ensemble_size: int = 2,
+        hidden: Sequence[int] = (256, 256), activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        self.ensemble_size = ensemble_size
+        self.net = ensemble_mlp(ensemble_size, obs_dim + act_dim, hidden, 1, activation=activation)
+
+    def forward(
+        self, obs: Tensor, act: Tensor, *, detach_params: bool = False, member: int | None = None
+    ) -> Tensor:
+        """Q-values [E, B], or [B] of one `member` (TD3's actor loss uses Q_1 only).
+
+        `detach_params`: the critics' weights are constants here, so a loss on the result moves
+        only what produced `act` (the actor's loss, in one backward pass with the critics' own).
+        """
+        x = torch.cat([obs, act], dim=-1)
+        for layer in self.net:
+            if isinstance(layer, EnsembleLinear):
+                x = layer(x, detach_params=detach_params, member=member)
+            else:
+                x = layer(x)
+        return x.squeeze(-1)

@@ -1,0 +1,107 @@
+"""Export parity for every agent type: tiny training runs, saved, reloaded and exported as
+`kinema export` does; the bundle must act as the agent acts (in the robot's units)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import sim
+from agents.evaluation import rollout_observations
+from agents.registry import ALGORITHMS, algorithm
+from agents.train import TrainConfig, load_agent, resolve_device, train
+from deploy.contract import Contract
+from deploy.export import ExportError, export_bundle
+from deploy.runtime import OnnxPolicy
+
+# algorithm -> (env, env steps): a few hundred steps, enough to save a checkpoint whose
+# normalizer statistics and weights differ from the initial ones.
+TRAINED = {
+    "ppo": [("cartpole", 512), ("pendulum", 1024)],
+    "sac": [("pendulum", 300)],
+    "td3": [("pendulum", 300)],
+    "ddpg": [("pendulum", 300)],
+    "dqn": [("cartpole", 300)],
+}
+# Learners from demonstrations: trained by a dataset, so built directly and given statistics.
+FROM_DATA = {"bc": ["cartpole", "pendulum"], "dagger": ["pendulum"]}
+CASES = [(a, e, n) for a, runs in TRAINED.items() if a in ALGORITHMS for e, n in runs]
+
+
+def test_deploy_every_registered_algorithm_has_a_parity_case() -> None:
+    missing = sorted(set(ALGORITHMS) - set(TRAINED) - set(FROM_DATA))
+    assert not missing, f"add export parity cases for {missing}"
+
+
+def _robot_units(agent: Any, obs: np.ndarray, env: str) -> np.ndarray:
+    """The agent's deterministic action in the robot's units [n, act_dim] (what a bundle emits)."""
+    a = np.asarray(agent.act(obs, deterministic=True).cpu().numpy(), np.float64)
+    info = sim.spec(env).info
+    if info.discrete:
+        return a.reshape(-1, 1)
+    low, high = np.asarray(info.action_low), np.asarray(info.action_high)
+    return low + (np.clip(a, -1, 1) + 1.0) * 0.5 * (high - low)
+
+
+def _check_bundle(bundle: Path, module: torch.nn.Module, obs: np.ndarray, env: str) -> Contract:
+    c = Contract.load(bundle)
+    assert c.env == env and c.parity_samples == 1000 + len(obs)
+    assert 0.0 <= c.parity_max_abs_error <= 1e-4
+    policy = OnnxPolicy(bundle)
+    got = np.stack([policy(o) for o in obs]).astype(np.float64)
+    with torch.no_grad():
+        want = module(torch.from_numpy(obs)).numpy().astype(np.float64)
+    if c.discrete:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        assert np.all(got >= np.array(c.action_low)) and np.all(got <= np.array(c.action_high))
+    return c
+
+
+@pytest.mark.parametrize(("algo", "env", "steps"), CASES, ids=[f"{a}-{e}" for a, e, _ in CASES])
+def test_deploy_trained_agent_exports_with_parity(
+    tmp_path: Path, algo: str, env: str, steps: int
+) -> None:
+    result = train(TrainConfig(algo=algo, env=env, steps=steps, seed=0, eval_every=steps,
+                               eval_episodes=1, runs_dir=str(tmp_path / "runs")))
+    agent, run = load_agent(result.run)
+    act = lambda o: agent.act(o, deterministic=True).cpu().numpy()  # noqa: E731
+    obs = rollout_observations(act, env, steps=200)
+    module = agent.inference_module()
+    bundle = tmp_path / "bundle"
+    export_bundle(module, env=env, out_dir=bundle, source_run=run.path.name, rollout_obs=obs)
+    assert _check_bundle(bundle, module, obs, env).source_run == run.path.name
+    # The bundle is the agent: the same deterministic actions on the states it visits.
+    policy = OnnxPolicy(bundle)
+    got = np.stack([policy(o) for o in obs[:50]]).astype(np.float64)
+    np.testing.assert_allclose(got, _robot_units(agent, obs[:50], env), atol=1e-4)
+
+
+@pytest.mark.parametrize(("algo", "env"), [(a, e) for a, envs in FROM_DATA.items()
+                                           if a in ALGORITHMS for e in envs])
+def test_deploy_imitation_learner_exports_with_parity(tmp_path: Path, algo: str, env: str) -> None:
+    a = algorithm(algo)
+    torch.manual_seed(0)
+    agent = a.make_agent(a.preset(env), sim.spec(env).info, resolve_device("cpu"))
+    rng = np.random.default_rng(0)
+    obs = rng.normal(0, 1, (200, sim.spec(env).info.obs_shape[0])).astype(np.float32)
+    with pytest.raises(ExportError, match="normalizer.*no statistics"):
+        export_bundle(agent.inference_module(), env=env, out_dir=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    agent.set_statistics(torch.from_numpy(obs))
+    module = agent.inference_module()
+    export_bundle(module, env=env, out_dir=tmp_path / "bundle", rollout_obs=obs)
+    _check_bundle(tmp_path / "bundle", module, obs, env)
+
+
+def test_deploy_untrained_ppo_normalizer_is_refused(tmp_path: Path) -> None:
+    a = algorithm("ppo")
+    agent = a.make_agent(a.preset("pendulum"), sim.spec("pendulum").info, resolve_device("cpu"))
+    with pytest.raises(ExportError, match="no statistics"):
+        export_bundle(agent.inference_module(), env="pendulum", out_dir=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
