@@ -12,7 +12,9 @@ inference and safety filtering. Jitter is the runner paced at 500 Hz for 10k ste
 minus scheduled time), beside a loop paced by a bare `time.sleep(period)` as a reference. The
 ROS 2 round trip runs `kinema ros --trigger observation` as its own process and a Python rclpy
 probe here that publishes an observation and waits for the command it causes (ping-pong).
-Every percentile is over single calls; the machine's load average is recorded with them.
+Everything is measured twice: under the default scheduler, and under SCHED_FIFO (`--realtime`,
+as a robot computer runs its controller) when the OS allows it. Every percentile is over single
+calls; the machine's load average is recorded with them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +114,39 @@ def inference(bundle: Path, module: Any, *, calls: int = 20_000, rounds: int = 1
     ort_all, torch_all = np.concatenate(ort_t), np.concatenate(torch_t)
     out = {"onnxruntime": _pct(ort_all), "torch": _pct(torch_all)}
     out["torch_over_onnxruntime_p50"] = out["torch"]["p50_us"] / out["onnxruntime"]["p50_us"]
+    out["cold"] = _cold(policy, torch_call, obs, calls=max(20, calls // 100))
     return out
+
+
+def _cold(policy: Callable[[np.ndarray], Any], torch_call: Callable[[np.ndarray], Any],
+          obs: np.ndarray, *, calls: int, gap_s: float = 0.02) -> dict[str, Any]:
+    """Each call after sleeping `gap_s` (a 50 Hz loop's idle time): on a shared machine the
+    caches hold other processes' data by then, which is what a slow-rate loop really sees."""
+    ort_t, torch_t = np.empty(calls), np.empty(calls)
+    clock = time.perf_counter
+    for i in range(calls):
+        for sink, fn in ((ort_t, policy), (torch_t, torch_call)):
+            time.sleep(gap_s)
+            t0 = clock()
+            fn(obs)
+            sink[i] = clock() - t0
+    return {"gap_s": gap_s, "onnxruntime": _pct(ort_t), "torch": _pct(torch_t)}
+
+
+def int8(bundle: Path, *, calls: int = 5000) -> dict[str, Any]:
+    """`--quantize int8` on the same graph: its error against the float graph (1000 random
+    observations, in units of the action range) and both graphs' per-call time."""
+    from deploy.quantize import _p50_us, _session, quantize_int8
+
+    blob = (bundle / "policy.onnx").read_bytes()
+    q = quantize_int8(blob)
+    obs = np.random.default_rng(0).normal(0, 1, (1000, 17)).astype(np.float32)
+    want = _session(blob).run(["action"], {"obs": obs})[0]
+    got = _session(q).run(["action"], {"obs": obs})[0]
+    span = 2.0  # halfcheetah's actions are in [-1, 1]
+    return {"max_error_over_range": float(np.max(np.abs(got - want)) / span),
+            "float_p50_us": _p50_us(blob, obs[:1], calls),
+            "int8_p50_us": _p50_us(q, obs[:1], calls)}
 
 
 def runner_step(bundle: Path, *, steps: int = 20_000) -> dict[str, Any]:
@@ -162,7 +197,7 @@ def _naive_sleep(policy: Callable[[np.ndarray], Any], obs_dim: int, rate_hz: flo
 
 
 def ros_round_trip(bundle: Path, *, samples: int = 2000, warmup: int = 100,
-                   domain_id: int | None = None) -> dict[str, Any]:
+                   domain_id: int | None = None, realtime: bool = False) -> dict[str, Any]:
     """Observation published here -> command received here, through `kinema ros` (its own
     process, observation trigger) over loopback DDS, one observation in flight at a time."""
     import rclpy
@@ -176,7 +211,8 @@ def ros_round_trip(bundle: Path, *, samples: int = 2000, warmup: int = 100,
     env = localhost_env(domain)
     proc = subprocess.Popen(
         [sys.executable, "-m", "kinema", "ros", str(bundle), "--trigger", "observation",
-         "--rate", "500", "--watchdog", "2", "--duration", "120", "--json"],
+         "--rate", "500", "--watchdog", "2", "--duration", "120", "--json",
+         *(["--realtime"] if realtime else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     saved = {k: os.environ.get(k) for k in ("ROS_LOCALHOST_ONLY", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
@@ -237,25 +273,70 @@ def ros_round_trip(bundle: Path, *, samples: int = 2000, warmup: int = 100,
     return out
 
 
-def run(*, quick: bool = False, ros: bool = True, results: Path | None = RESULTS,
-        markdown: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure everything (`quick`: 10x fewer samples, for tests); write JSON to `results`
-    and this benchmark's section of `markdown` when given."""
+MODES = ("default", "fifo")
+
+
+@contextmanager
+def scheduling(mode: str) -> Iterator[None]:
+    """Run the block under `mode`: "default" (SCHED_OTHER) or "fifo" (SCHED_FIFO 50)."""
+    from deploy.runtime.realtime import use_realtime
+
+    if mode == "default":
+        yield
+        return
+    use_realtime(50)
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def measure(bundle: Path, module: Any, mode: str, *, scale: int, ros: bool,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    """Every measurement under one scheduling mode."""
+    out: dict[str, Any] = {}
+    with scheduling(mode):
+        log(f"[{mode}] inference: onnxruntime vs torch, one observation, one thread")
+        out["inference"] = inference(bundle, module, calls=20_000 // scale)
+        log(f"[{mode}] runner step on a null robot")
+        out["runner"] = runner_step(bundle, steps=20_000 // scale)
+        log(f"[{mode}] jitter at 500 Hz")
+        out["jitter"] = jitter(bundle, steps=10_000 // scale, naive_steps=2000 // scale)
+        if ros:
+            log(f"[{mode}] ROS 2 round trip")
+            out["ros"] = ros_round_trip(bundle, samples=2000 // scale,
+                                        realtime=mode == "fifo")
+    return out
+
+
+def _refused(mode: str) -> str | None:
+    """Why the OS refuses `mode`, or None when it can be used."""
+    try:
+        with scheduling(mode):
+            return None
+    except ValueError as e:
+        return str(e)
+
+
+def run(*, quick: bool = False, ros: bool = True, modes: tuple[str, ...] = MODES,
+        results: Path | None = RESULTS, markdown: Path | None = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure everything under each of `modes` (`quick`: 10x fewer samples, for tests); write
+    JSON to `results` and this benchmark's section of `markdown` when given. A mode the OS
+    refuses (SCHED_FIFO without privileges) is recorded with the reason instead."""
     scale = 10 if quick else 1
     out: dict[str, Any] = {"machine": _machine(), "load_start": os.getloadavg()[0],
-                           "env": ENV, "hidden": list(HIDDEN), "targets_us": TARGETS_US}
+                           "env": ENV, "hidden": list(HIDDEN), "targets_us": TARGETS_US,
+                           "quick": quick, "modes": {}}
     with tempfile.TemporaryDirectory(prefix="kinema-bench-deploy-") as tmp:
         bundle = Path(tmp) / "bundle"
         module = export_mlp(bundle)
-        log("inference: onnxruntime vs torch, one observation, one thread")
-        out["inference"] = inference(bundle, module, calls=20_000 // scale)
-        log("runner step on a null robot")
-        out["runner"] = runner_step(bundle, steps=20_000 // scale)
-        log("jitter at 500 Hz")
-        out["jitter"] = jitter(bundle, steps=10_000 // scale, naive_steps=2000 // scale)
-        if ros:
-            log("ROS 2 round trip")
-            out["ros"] = ros_round_trip(bundle, samples=2000 // scale)
+        log("int8 quantization of the same graph")
+        out["int8"] = int8(bundle, calls=5000 // scale)
+        for mode in modes:
+            refused = _refused(mode)
+            out["modes"][mode] = {"skipped": refused} if refused else measure(
+                bundle, module, mode, scale=scale, ros=ros, log=log)
     out["load_end"] = os.getloadavg()[0]
     if results is not None:
         results.parent.mkdir(parents=True, exist_ok=True)

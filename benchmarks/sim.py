@@ -7,9 +7,10 @@ pybullet-envs-gymnasium (its default wrappers included), `suite.load(domain, tas
 dm-control. Ours is `sim.make(name)` with its default stack (time limit, stability guard,
 [-1, 1] actions, float32 observations), and once more with every sim-to-real wrapper on. Both
 step the same precomputed random actions (ours in [-1, 1], raw the same actions in robot units)
-and reset when an episode ends. Rounds alternate raw and ours (in alternating order) and the
-overhead is the median of the per-round ratios of CPU time, so load from other processes hits
-both sides alike. Vector envs are timed on the wall clock (their workers are other processes).
+and reset when an episode ends. Rounds alternate raw and ours (in alternating order), each from
+the round's seed; a side's time is its fastest round of CPU time (least disturbed by other
+processes), and the overhead compares those. Vector envs are timed on the wall clock (their
+workers are other processes).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _actions(name: str, n: int, seed: int = 0) -> tuple[list[Any], list[Any]]:
     return list(ours), list(raw)
 
 
-def step_overhead(name: str, *, steps: int = 1000, rounds: int = 15) -> dict[str, Any]:
+def step_overhead(name: str, *, steps: int = 500, rounds: int = 30) -> dict[str, Any]:
     """Per-step time raw, ours and ours with every sim-to-real wrapper, in microseconds."""
     dm = sim.spec(name).backend == "dm_control"
     raw_env = CASES[name]()
@@ -128,13 +129,15 @@ def step_overhead(name: str, *, steps: int = 1000, rounds: int = 15) -> dict[str
                 times[k].append(v)
     for env in (raw_env, ours_env, s2r_env):
         env.close()
-    med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
-    ratio = statistics.median(o / r for o, r in zip(times["ours"], times["raw"], strict=True))
-    ratio_s2r = statistics.median(
-        o / r for o, r in zip(times["sim2real"], times["raw"], strict=True))
-    return {"backend": sim.spec(name).backend, "raw_us": med["raw"], "ours_us": med["ours"],
-            "sim2real_us": med["sim2real"], "overhead": ratio - 1.0,
-            "sim2real_overhead": ratio_s2r - 1.0, "steps": steps, "rounds": rounds}
+    # The fastest round is the one least disturbed by other processes (as timeit advises);
+    # every side ran every seed, so the fastest rounds are comparable.
+    best = {k: min(v) * 1e6 for k, v in times.items()}
+    median = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+    return {"backend": sim.spec(name).backend, "raw_us": best["raw"], "ours_us": best["ours"],
+            "sim2real_us": best["sim2real"], "overhead": best["ours"] / best["raw"] - 1.0,
+            "sim2real_overhead": best["sim2real"] / best["raw"] - 1.0,
+            "median_overhead": median["ours"] / median["raw"] - 1.0, "steps": steps,
+            "rounds": rounds}
 
 
 def vector_scaling(name: str, *, sizes: tuple[int, ...] = (1, 2, 4), steps: int = 300
@@ -185,15 +188,36 @@ def _machine() -> str:
             f"{platform.python_version()}")
 
 
+GOAL = {"halfcheetah": 0.05, "cheetah-run": 0.05}
+"""Issue 3: our overhead at most 5% of the raw step time on these two."""
+
+
 def report(result: dict[str, Any]) -> str:
     """The markdown of one `run`."""
-    lines = ["| env | backend | raw us/step | sim.make us/step | overhead | with all sim2real "
-             "wrappers | overhead |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "Command: `kinema bench sim` (benchmarks/sim.py). Per-step CPU time of this process in "
+        "the fastest of 30 rounds of 500 steps (round r: every side from seed r with the same "
+        "random actions); overhead = ours / raw - 1 (in parentheses: the same from medians). "
+        "Raw: `gym.make(ID)` / "
+        "`suite.load(domain, task)`; `sim.make`: the default stack (time limit, stability "
+        "guard, float32 observations, [-1, 1] actions checked and scaled); the last columns "
+        "add domain randomization, observation noise, a one-step action delay and initial-state "
+        "perturbation.", "",
+        "| env | backend | raw us/step | sim.make us/step | overhead | with all sim2real "
+        "wrappers | overhead |", "|---|---|---:|---:|---:|---:|---:|"]
     for name, r in result["step"].items():
         lines.append(f"| `{name}` | {r['backend']} | {r['raw_us']:.1f} | {r['ours_us']:.1f} | "
-                     f"{r['overhead']:+.1%} | {r['sim2real_us']:.1f} | "
-                     f"{r['sim2real_overhead']:+.1%} |")
-    lines += ["", "| env | vector env | n | env steps/s |", "|---|---|---:|---:|"]
+                     f"{r['overhead']:+.1%} ({r['median_overhead']:+.1%}) | "
+                     f"{r['sim2real_us']:.1f} | {r['sim2real_overhead']:+.1%} |")
+    for name, bound in GOAL.items():
+        if name in result["step"]:
+            got = result["step"][name]["overhead"]
+            verdict = "met" if got <= bound else "NOT met"
+            lines.append(f"\nGoal for `{name}` (overhead <= {bound:.0%}): {verdict} "
+                         f"({got:+.1%}).")
+    lines += ["", "Vector envs (`sim.make_vec`, same-step autoreset), env steps per second of "
+              "wall time over 300 vector steps:", "",
+              "| env | vector env | n | env steps/s |", "|---|---|---:|---:|"]
     for v in result["vector"]:
         kind = "async" if v["asynchronous"] else "sync"
         lines.append(f"| `{v['env']}` | {kind} | {v['n']} | {v['env_steps_per_s']:,.0f} |")

@@ -121,12 +121,16 @@ def _parser() -> _Parser:
     g.add_argument("--episodes", type=_positive_int, help="stop after N episodes (default 1)")
     g.add_argument("--steps", type=_positive_int, help="stop after N control steps")
     r.add_argument("--seed", type=int, default=0, help="seed of the simulated robot (default 0)")
+    r.add_argument("--realtime", type=int, nargs="?", const=50, metavar="PRIO",
+                   help="run the loop under SCHED_FIFO (priority PRIO, default 50; Linux, "
+                   "needs root or CAP_SYS_NICE)")
     r.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
-    b.add_argument("name", choices=("rl", "sim"), help="rl: SAC/TD3/DDPG/DQN/PPO beside "
-                   "Stable-Baselines3, time and steps to a target return; sim: env step rates, "
-                   "raw backends vs sim.make, and vector-env scaling")
+    b.add_argument("name", choices=("rl", "sim", "deploy"), help="rl: SAC/TD3/DDPG/DQN/PPO "
+                   "beside Stable-Baselines3, time and steps to a target return; sim: env step "
+                   "rates, raw backends vs sim.make, and vector-env scaling; deploy: inference "
+                   "(onnxruntime vs torch), runner step, 500 Hz jitter, ROS 2 round trip")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     b.add_argument("--libs", default="kinema,sb3", help="kinema, sb3 or both (default both)")
@@ -168,10 +172,9 @@ def cmd_envs(a: argparse.Namespace) -> None:
 
     from kinema.output import console
 
-    # Names and shapes never wrap (a cut name cannot be typed back); tags may.
-    table = Table(Column("name", no_wrap=True), Column("backend", no_wrap=True),
-                  Column("tags", overflow="fold"), Column("obs", no_wrap=True),
-                  Column("action", no_wrap=True), Column("rate Hz", no_wrap=True))
+    # A name never wraps or gets cut (it is typed back); narrow terminals fold the rest.
+    table = Table(Column("name", no_wrap=True), *(Column(h, overflow="fold") for h in (
+        "backend", "tags", "obs", "action", "rate Hz")))
     for r in rows:
         act = f"discrete({r['n_actions']})" if r["n_actions"] else str(tuple(r["action_shape"]))
         table.add_row(r["name"], r["backend"], ", ".join(r["tags"]), str(tuple(r["obs_shape"])),
@@ -358,6 +361,10 @@ def cmd_export(a: argparse.Namespace) -> None:
 def cmd_run(a: argparse.Namespace) -> None:
     from deploy.runtime import run_bundle
 
+    if a.realtime is not None:
+        from deploy.runtime.realtime import use_realtime
+
+        use_realtime(a.realtime)
     episodes = None if a.steps else (a.episodes or 1)
     report = run_bundle(a.bundle, env=a.env, rate_hz=a.rate, episodes=episodes, steps=a.steps,
                         seed=a.seed)
@@ -367,6 +374,13 @@ def cmd_run(a: argparse.Namespace) -> None:
 def cmd_bench(a: argparse.Namespace) -> None:
     import json
 
+    if a.name == "deploy":
+        from benchmarks import deploy as deploy_bench
+
+        result = deploy_bench.run(markdown=a.markdown,
+                                  log=lambda m: err_console.print(m, markup=False))
+        print(deploy_bench.report(result))
+        return
     if a.name == "sim":
         from benchmarks import sim as sim_bench
 

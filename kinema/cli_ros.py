@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kinema.output import emit
+from kinema.output import emit, err_console
 
 TOPIC_OPTIONS = (
     ("observation", "std_msgs/Float32MultiArray observations"),
@@ -49,6 +49,9 @@ def add_parsers(
                    "at least 0.1 s)")
     n.add_argument("--max-delta", type=positive_float, metavar="D",
                    help="largest change of a continuous command per step, robot units")
+    n.add_argument("--realtime", type=int, nargs="?", const=50, metavar="PRIO",
+                   help="run under SCHED_FIFO (priority PRIO, default 50; Linux, needs root or "
+                   "CAP_SYS_NICE), so other processes cannot delay the control loop")
     n.add_argument("--steps", type=positive_int, help="stop after N policy steps")
     n.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     n.add_argument("--json", action="store_true", help="print the final status as JSON")
@@ -89,9 +92,19 @@ def _topics(a: argparse.Namespace) -> Any:
 def cmd_ros(a: argparse.Namespace) -> None:
     from deploy.ros import run_policy_node
 
+    if a.realtime is not None:
+        from deploy.runtime.realtime import use_realtime
+
+        use_realtime(a.realtime)  # before rclpy starts its threads, so they inherit it
+
+    def started(node: Any) -> None:
+        err_console.print(f"kinema ros: {a.bundle} commands {node.topics.command} at "
+                          f"{node.rate_hz:g} Hz; Ctrl-C stops with the safe action",
+                          markup=False, highlight=False)
+
     report = run_policy_node(a.bundle, topics=_topics(a), input=a.input, trigger=a.trigger,
                              rate_hz=a.rate, watchdog_s=a.watchdog, max_delta=a.max_delta,
-                             steps=a.steps, duration_s=a.duration)
+                             steps=a.steps, duration_s=a.duration, on_start=started)
     emit(report, as_json=a.json, title="ros node")
 
 

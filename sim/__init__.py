@@ -9,7 +9,10 @@ import os as _os
 if not _os.environ.get("DISPLAY"):  # headless: MuJoCo renders offscreen through EGL
     _os.environ.setdefault("MUJOCO_GL", "egl")
 
-from sim import bullet_envs as _bullet_envs  # noqa: E402, F401  (registers entries)
+from sim.quiet import quiet_stdout as _quiet_stdout  # noqa: E402
+
+with _quiet_stdout():  # PyBullet prints its build date on import
+    from sim import bullet_envs as _bullet_envs  # noqa: F401  (registers entries)
 from sim import dm_control_envs as _dm_control_envs  # noqa: E402, F401  (registers entries)
 from sim import gymnasium_envs as _gymnasium_envs  # noqa: E402, F401  (registers entries)
 from sim.errors import SimulationUnstable, UnknownNameError  # noqa: E402

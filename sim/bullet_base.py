@@ -25,6 +25,8 @@ import pybullet_data
 from dm_control.utils.rewards import tolerance
 from pybullet_utils.bullet_client import BulletClient
 
+from sim.quiet import quiet_stdout
+
 __all__ = ["BulletPhysics", "BulletTask", "restore_bullet", "save_bullet", "tolerance"]
 
 
@@ -54,7 +56,8 @@ def restore_bullet(client: BulletClient, text: str) -> None:
 def new_client(timestep: float, n_substeps: int) -> BulletClient:
     """A headless client; one `stepSimulation` advances n_substeps * timestep seconds, with the
     commands of the step held over all substeps (as a motor driver holds a setpoint)."""
-    client = BulletClient(connection_mode=pybullet.DIRECT)
+    with quiet_stdout():  # PyBullet prints "argv[0]=" on every connection
+        client = BulletClient(connection_mode=pybullet.DIRECT)
     client.setAdditionalSearchPath(pybullet_data.getDataPath())
     # Same inputs, same contacts, same bits: without it pair order follows memory addresses.
     client.setPhysicsEngineParameter(deterministicOverlappingPairs=1,

@@ -19,6 +19,7 @@ from sim.bullet_arm import PandaPush, PandaReach
 from sim.bullet_base import BulletPhysics, restore_bullet, save_bullet
 from sim.bullet_cartpole import BulletCartPole
 from sim.bullet_legged import A1Walk
+from sim.quiet import quiet_stdout
 from sim.registry import EnvSpec, register
 
 
@@ -32,6 +33,12 @@ class _Locomotion:
     def __init__(self, render_mode: str | None = None, width: int = 320, height: int = 240):
         super().__init__(render_mode=render_mode)  # type: ignore[call-arg]
         self._render_width, self._render_height = width, height
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if self.physicsClientId < 0:  # the first reset connects, and PyBullet prints on connect
+            with quiet_stdout():
+                return super().reset(seed=seed, options=options)  # type: ignore[misc]
+        return super().reset(seed=seed, options=options)  # type: ignore[misc]
 
     def _connected(self) -> None:
         if self.physicsClientId < 0:  # the client connects on the first reset
@@ -100,10 +107,19 @@ def _build(cls: type[gym.Env], *, render_mode: str | None = None, **kwargs: Any)
 
 
 def _entry(name: str, cls: type[gym.Env], tags: tuple[str, ...], steps: int, description: str,
-           **kwargs: Any) -> None:
+           randomization: dict[str, tuple[float, float]] | None = None, **kwargs: Any) -> None:
     register(EnvSpec(name=name, backend="pybullet", tags=(*tags, "state", "continuous"),
                      build=functools.partial(_build, cls, **kwargs), max_episode_steps=steps,
-                     description=description))
+                     description=description, randomization=randomization))
+
+
+# Legged sim-to-real ranges after Tan et al. 2018 (Sim-to-Real: Learning Agile Locomotion For
+# Quadruped Robots): ground friction and motor strength vary most between sim and hardware.
+_LEGGED_RANGES = {"mass": (0.8, 1.2), "friction": (0.5, 1.25), "damping": (0.5, 2.0),
+                  "gain": (0.8, 1.2)}
+# A pushed object's friction is the least known parameter of a tabletop push.
+_PUSH_RANGES = {"mass": (0.8, 1.2), "friction": (0.5, 1.5), "damping": (0.8, 1.2),
+                "gain": (0.9, 1.1)}
 
 
 _entry("halfcheetah-bullet", HalfCheetahBullet, ("locomotion",), 1000,
@@ -115,7 +131,8 @@ _entry("hopper-bullet", HopperBullet, ("locomotion",), 1000,
 _entry("walker2d-bullet", Walker2DBullet, ("locomotion",), 1000,
        "PyBullet planar walker (pybullet-envs-gymnasium); walk forward without falling.")
 _entry("a1-walk", A1Walk, ("locomotion",), 1000,
-       "Unitree A1 quadruped (pybullet_data); walk forward at 0.5 m/s. Our task.")
+       "Unitree A1 quadruped (pybullet_data); walk forward at 0.5 m/s. Our task.",
+       randomization=_LEGGED_RANGES)
 _entry("bullet-cartpole", BulletCartPole, ("cart-pole",), 500,
        "PyBullet cart-pole (pybullet_data cartpole.urdf); balance with a continuous force.")
 for _sparse in (False, True):
@@ -124,4 +141,5 @@ for _sparse in (False, True):
     _entry(f"panda-reach{_suffix}", PandaReach, ("manipulation",), 50,
            f"Franka Panda: move the gripper to a goal; {_kind} reward. Our task.", sparse=_sparse)
     _entry(f"panda-push{_suffix}", PandaPush, ("manipulation",), 50,
-           f"Franka Panda: push a cube to a goal; {_kind} reward. Our task.", sparse=_sparse)
+           f"Franka Panda: push a cube to a goal; {_kind} reward. Our task.",
+           randomization=_PUSH_RANGES, sparse=_sparse)

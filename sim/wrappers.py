@@ -50,16 +50,21 @@ class NormalizedActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         low, high = raw.low.astype(np.float64).ravel(), raw.high.astype(np.float64).ravel()
         self._half = ((high - low) / 2.0).tolist()
         self._mid = ((high + low) / 2.0).tolist()
+        # Most robots' units already are [-1, 1] (dm-control, most Gymnasium MuJoCo envs): then
+        # an in-range action needs no arithmetic at all.
+        self._identity = bool(np.all(low == -1.0) and np.all(high == 1.0))
         self.action_space = gym.spaces.Box(-1.0, 1.0, raw.shape, np.float32)
 
     def action(self, action: Any) -> np.ndarray:
         a = action if type(action) is np.ndarray else np.asarray(action, dtype=np.float64)
         if a.shape != self._shape:
             raise ValueError(f"action has shape {a.shape}; this env takes shape {self._shape}")
-        xs = a.ravel().tolist()
+        xs = a.tolist() if a.ndim == 1 else a.ravel().tolist()
         total = sum(xs)  # NaN or +-Inf in any entry make the sum non-finite
         if total - total != 0.0 and not np.isfinite(a).all():
             raise ValueError(f"action {a.tolist()} is not finite; actions must be finite numbers")
+        if self._identity and a.dtype == self._dtype and -1.0 <= min(xs) and max(xs) <= 1.0:
+            return a  # already in the robot's units and range (the env only reads it)
         # Clip to [-1, 1] (an actuator saturates), then map to the robot's units.
         u = [m + h * (1.0 if x > 1.0 else -1.0 if x < -1.0 else x)
              for x, m, h in zip(xs, self._mid, self._half, strict=True)]
@@ -125,6 +130,8 @@ class StabilityGuard(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._mj_bytes = self._mj_numbers.tobytes()
 
     def step(self, action: Any):
+        if self._last_obs is None:  # the one order check of the stack (gym.make's is not used)
+            raise RuntimeError("call reset() before step() (sim.make(name, seed=S) resets)")
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self._cast:
             obs = obs.astype(np.float32)

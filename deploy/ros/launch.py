@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from deploy.joint_state_map import JointField
@@ -37,8 +37,12 @@ def run_policy_node(
     steps: int | None = None,
     duration_s: float | None = None,
     linger_s: float = 0.2,
+    on_start: Callable[[PolicyNode], None] | None = None,
 ) -> dict[str, Any]:
-    """Serve `bundle` on ROS 2 until Ctrl-C, `steps` policy steps or `duration_s` seconds."""
+    """Serve `bundle` on ROS 2 until Ctrl-C, `steps` policy steps or `duration_s` seconds.
+
+    `on_start(node)` is called once the node is up (the CLI prints where it publishes).
+    """
     if duration_s is not None and not duration_s > 0:
         raise ValueError(f"duration {duration_s} s; expected a positive number of seconds")
     policy = OnnxPolicy(bundle)  # load and verify before touching the network
@@ -49,6 +53,8 @@ def run_policy_node(
                           max_delta=max_delta, max_steps=steps)
         try:
             node.publish_status()
+            if on_start is not None:
+                on_start(node)
             spin_until(node, lambda: bool(flag) or node.finished, timeout_s=duration_s)
             node.stop(INTERRUPTED if flag else COMPLETED)
             # Keep sending the safe action for a few periods (the tick timer repeats it).

@@ -12,8 +12,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-import sim
-
 
 @runtime_checkable
 class Robot(Protocol):
@@ -49,6 +47,8 @@ class SimRobot:
     """
 
     def __init__(self, env_name: str, seed: int = 0) -> None:
+        import sim  # here, not at the top: a robot computer runs bundles without simulators
+
         info = sim.spec(env_name).info
         self.env_name = env_name
         self.info = info

@@ -175,7 +175,8 @@ def run_bundle(
                              f"({c.obs_dim},) and {c.act_dim} {kind} action(s)")
         if episodes is None and steps is None:
             episodes = 1
-        safety = SafetyLayer(c, max_delta=max_delta, watchdog_s=watchdog_s)
+        # Warm-up: the first steps' deadline misses (first calls allocate) are not faults.
+        safety = SafetyLayer(c, max_delta=max_delta, watchdog_s=watchdog_s, warmup_steps=5)
         runner = Runner(policy, robot, safety, c.rate_hz if rate_hz is None else rate_hz)
         return runner.run(steps=steps, episodes=episodes)
     finally:

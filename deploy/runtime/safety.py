@@ -129,7 +129,7 @@ class SafetyLayer:
             return None, BAD_SHAPE
         if x.shape != (self.contract.obs_dim,):
             return None, BAD_SHAPE
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():  # the method: a third of np.all's dispatch cost
             return None, NONFINITE_OBS
         if self.watchdog_s is not None:
             age = (time.monotonic() if now is None else now) - stamp
@@ -149,14 +149,17 @@ class SafetyLayer:
         if a.shape != (self.contract.act_dim,):
             self._latch(BAD_SHAPE)
             return self.safe_action
-        if not np.all(np.isfinite(a)):
+        if not np.isfinite(a).all():
             self._latch(NONFINITE_ACTION)
             return self.safe_action
         if self.contract.discrete:
             a = np.rint(a)  # an index: nearest, then within [0, n - 1] below
-        a = np.clip(a, self._low, self._high)
+        # minimum/maximum rather than np.clip: the same result at half the per-call overhead,
+        # which matters in a loop that budgets 100 us per step.
+        a = np.minimum(np.maximum(a, self._low), self._high)
         if self.max_delta is not None:
-            a = self._last + np.clip(a - self._last, -self.max_delta, self.max_delta)
+            step = np.minimum(np.maximum(a - self._last, -self.max_delta), self.max_delta)
+            a = self._last + step
         self._last = a
         return a.astype(np.float32)
 

@@ -4,6 +4,8 @@ and the ROS commands' one-line errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,26 @@ def test_deploy_cli_ros_errors_are_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"kinema {args[0]}: error:") and message in err
     assert len(err.splitlines()) == 1
+
+
+def test_deploy_realtime_is_fifo_or_a_clear_refusal(pendulum_bundle: Path) -> None:
+    code = ("from deploy.runtime.realtime import use_realtime, scheduling\n"
+            "try:\n"
+            "    use_realtime(10)\n"
+            "except ValueError as e:\n"
+            "    print('refused:', e)\n"
+            "print(scheduling())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    # Root or CAP_SYS_NICE (as on the development machine): FIFO; elsewhere a sentence.
+    assert out[-1] == "SCHED_FIFO 10" or (
+        out[0].startswith("refused: the OS refused SCHED_FIFO") and out[-1] == "SCHED_OTHER")
+
+
+def test_deploy_cli_realtime_priority_is_checked(
+    pendulum_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(pendulum_bundle), "--realtime", "999", "--steps", "1"]) == 2
+    assert "real-time priority 999 is outside 1..99" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """A robot computer runs bundles without the training stack: `import deploy.runtime`,
-`import deploy.ros` and the `kinema run` / `kinema ros` commands leave torch and agents out."""
+`import deploy.ros` and the `kinema run` / `kinema ros` commands leave torch and agents out,
+and the libraries themselves load no simulator either."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _imports_of(code: str) -> tuple[int, str]:
+TRAINING = ("torch", "agents")
+SIMULATORS = ("sim", "gymnasium", "mujoco", "pybullet", "dm_control")
+
+
+def _imports_of(code: str, banned: tuple[str, ...] = TRAINING) -> tuple[int, str]:
     probe = (
         f"{code}\n"
         "import sys\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'agents'))\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {banned!r})\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
@@ -28,13 +33,14 @@ def _imports_of(code: str) -> tuple[int, str]:
 
 
 def test_runtime_import_leaves_torch_and_agents_out() -> None:
-    rc, out = _imports_of("import deploy.runtime, deploy.joint_state_map, deploy.quantize")
+    rc, out = _imports_of("import deploy.runtime, deploy.joint_state_map, deploy.quantize",
+                          TRAINING + SIMULATORS)
     assert rc == 0, f"deploy.runtime imported {out}"
 
 
 def test_deploy_ros_import_leaves_torch_and_agents_out() -> None:
     pytest.importorskip("rclpy", reason="the ros extra (rclpy) is not installed")
-    rc, out = _imports_of("import deploy.ros")
+    rc, out = _imports_of("import deploy.ros", TRAINING + SIMULATORS)
     assert rc == 0, f"deploy.ros imported {out}"
 
 

@@ -194,3 +194,9 @@ def test_make_vec_autoresets_a_truncated_dm_control_episode():
         obs, _, term, trunc, info = envs.step(envs.action_space.sample())
     assert trunc.all() and not term.any()
     assert "final_obs" in info and not np.array_equal(info["final_obs"][0], obs[0])
+
+
+def test_step_before_reset_is_a_clear_error():
+    env = sim.make("halfcheetah")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(6, np.float32))

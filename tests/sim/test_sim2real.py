@@ -52,12 +52,13 @@ def test_randomization_changes_parameters_within_range_and_restores_them(name):
     env = sim.make(name, seed=0, domain_randomization=True)
     physics = physics_of(env.unwrapped)
     dr = env.get_wrapper_attr("restore").__self__
+    ranges = sim.spec(name).randomization or DEFAULT_RANGES
     firsts = {}
     for episode in range(2):
         env.reset(seed=episode)
         changed = 0
         for p, base in nominal.items():
-            lo, hi = DEFAULT_RANGES[p]
+            lo, hi = ranges[p]
             now = physics.values(p)
             nz = base != 0
             assert np.all(now[~nz] == 0)  # a multiplicative draw keeps a zero at zero
@@ -152,3 +153,14 @@ def test_every_wrapper_composes_and_resumes_exactly():
         for a, (o1, r1) in zip(actions, expected, strict=True):
             o2, r2 = other.step(a)[:2]
             assert np.array_equal(o1, o2) and r1 == r2
+
+
+def test_ranges_come_from_the_env_spec():
+    spec = sim.spec("a1-walk")
+    assert spec.randomization is not None
+    env = sim.make("a1-walk", seed=0, domain_randomization=True)
+    lo, hi = spec.randomization["friction"]
+    scales = env.get_wrapper_attr("scales")
+    assert set(scales) == set(spec.randomization)
+    assert np.all((scales["friction"] >= lo) & (scales["friction"] <= hi))
+    assert scales["friction"].min() < DEFAULT_RANGES["friction"][0]  # wider than the default
