@@ -129,13 +129,17 @@ class SAC:
     def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """J_Q, J_pi and J(alpha) on one batch, each reaching only its own parameters."""
         obs, next_obs = batch["obs"], batch["next_obs"]
+        B = obs.shape[0]
         alpha = self.log_alpha.detach().exp()
+        # One actor pass over s and s' (small nets on CPU are bound by op count, not FLOPs);
+        # the s' half only feeds the no-grad target, so it adds nothing to the actor's gradient.
+        a_all, logp_all = self.actor.sample(torch.cat([obs, next_obs]))
+        a_pi, logp_pi = a_all[:B], logp_all[:B]
         with torch.no_grad():
-            next_a, next_logp = self.actor.sample(next_obs)
+            next_a, next_logp = a_all[B:].detach(), logp_all[B:].detach()
             y = soft_td_target(batch["rewards"], batch["terminated"], batch["discount"],
                                self.critic_target(next_obs, next_a), next_logp, alpha)
         q = self.critic(obs, batch["actions"])
-        a_pi, logp_pi = self.actor.sample(obs)
         q_pi = self.critic(obs, a_pi, detach_params=True)
         out = {"critic_loss": critic_loss(q, y), "actor_loss": actor_loss(logp_pi, q_pi, alpha)}
         if self.cfg.autotune:

@@ -136,17 +136,17 @@ def _cold(policy: Callable[[np.ndarray], Any], torch_call: Callable[[np.ndarray]
 def int8(bundle: Path, *, calls: int = 5000) -> dict[str, Any]:
     """`--quantize int8` on the same graph: its error against the float graph (1000 random
     observations, in units of the action range) and both graphs' per-call time."""
-    from deploy.quantize import _p50_us, _session, quantize_int8
+    from deploy.quantize import p50_us, quantize_int8, session
 
     blob = (bundle / "policy.onnx").read_bytes()
     q = quantize_int8(blob)
     obs = np.random.default_rng(0).normal(0, 1, (1000, 17)).astype(np.float32)
-    want = _session(blob).run(["action"], {"obs": obs})[0]
-    got = _session(q).run(["action"], {"obs": obs})[0]
+    want = session(blob).run(["action"], {"obs": obs})[0]
+    got = session(q).run(["action"], {"obs": obs})[0]
     span = 2.0  # halfcheetah's actions are in [-1, 1]
     return {"max_error_over_range": float(np.max(np.abs(got - want)) / span),
-            "float_p50_us": _p50_us(blob, obs[:1], calls),
-            "int8_p50_us": _p50_us(q, obs[:1], calls)}
+            "float_p50_us": p50_us(blob, obs[:1], calls),
+            "int8_p50_us": p50_us(q, obs[:1], calls)}
 
 
 def runner_step(bundle: Path, *, steps: int = 20_000) -> dict[str, Any]:

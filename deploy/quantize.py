@@ -71,7 +71,7 @@ def measure(
     Raises QuantizationError when the error is above `bound` (default: CONTINUOUS_BOUND or
     DISCRETE_BOUND).
     """
-    got = _session(quant_blob).run(["action"], {"obs": obs})[0]
+    got = session(quant_blob).run(["action"], {"obs": obs})[0]
     diff = np.abs(np.asarray(got, np.float64) - expected.astype(np.float64))
     if not np.all(np.isfinite(diff)):
         raise QuantizationError("the quantized graph returned non-finite actions")
@@ -91,20 +91,22 @@ def measure(
     return Quantization(
         scheme="int8-dynamic", metric=metric, error=error, bound=float(bound),
         max_abs_error=max_abs, samples=len(obs),
-        float_p50_us=_p50_us(float_blob, one), quantized_p50_us=_p50_us(quant_blob, one),
+        float_p50_us=p50_us(float_blob, one), quantized_p50_us=p50_us(quant_blob, one),
     )
 
 
-def _session(blob: bytes) -> ort.InferenceSession:
+def session(blob: bytes) -> ort.InferenceSession:
+    """An onnxruntime session as the runtime uses it: CPU, one thread."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1  # as the runtime runs it: one thread, one observation
     opts.inter_op_num_threads = 1
     return ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
 
 
-def _p50_us(blob: bytes, one: np.ndarray, calls: int = 2000) -> float:
-    session = _session(blob)
+def p50_us(blob: bytes, one: np.ndarray, calls: int = 2000) -> float:
+    """Median time of one `session.run` on the single observation `one` [1, obs_dim]."""
+    sess = session(blob)
     feed = {"obs": one}
-    p50 = percentile_us(time_calls(lambda f: session.run(["action"], f), feed, calls), 50)
+    p50 = percentile_us(time_calls(lambda f: sess.run(["action"], f), feed, calls), 50)
     assert p50 is not None
     return max(p50, 1e-3)

@@ -47,6 +47,8 @@ def add_parsers(
     n.add_argument("--watchdog", type=positive_float, metavar="S",
                    help="observations older than S seconds latch a stop (default: 5 periods, "
                    "at least 0.1 s)")
+    n.add_argument("--max-misses", type=positive_int, default=3, metavar="N",
+                   help="this many deadline misses in a row latch a stop (default 3)")
     n.add_argument("--max-delta", type=positive_float, metavar="D",
                    help="largest change of a continuous command per step, robot units")
     n.add_argument("--realtime", type=int, nargs="?", const=50, metavar="PRIO",
@@ -104,7 +106,8 @@ def cmd_ros(a: argparse.Namespace) -> None:
 
     report = run_policy_node(a.bundle, topics=_topics(a), input=a.input, trigger=a.trigger,
                              rate_hz=a.rate, watchdog_s=a.watchdog, max_delta=a.max_delta,
-                             steps=a.steps, duration_s=a.duration, on_start=started)
+                             max_misses=a.max_misses, steps=a.steps, duration_s=a.duration,
+                             on_start=started)
     emit(report, as_json=a.json, title="ros node")
 
 

@@ -66,10 +66,17 @@ class SquashedGaussianActor(nn.Module):
         return torch.tanh(self.mean_log_std(obs)[0])
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Reparameterized a ~ pi(.|s) [B, A] and log pi(a|s) [B] (gradients flow through both)."""
+        """Reparameterized a ~ pi(.|s) [B, A] and log pi(a|s) [B] (gradients flow through both).
+
+        Same value as tanh_gaussian_log_prob(u, mean, log_std), with (u - mean) / sigma = eps
+        known, which saves the ops that would recover it (this runs twice per SAC update).
+        """
         mean, log_std = self.mean_log_std(obs)
-        u = mean + log_std.exp() * torch.randn_like(mean)
-        return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+        eps = torch.randn_like(mean)
+        u = mean + log_std.exp() * eps
+        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+        logp = (-0.5 * eps.square() - log_std - log_det).sum(-1) - _HALF_LOG_2PI * eps.shape[-1]
+        return torch.tanh(u), logp
 
 
 class DeterministicActor(nn.Module):

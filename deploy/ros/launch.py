@@ -34,6 +34,7 @@ def run_policy_node(
     rate_hz: float | None = None,
     watchdog_s: float | None = None,
     max_delta: float | None = None,
+    max_misses: int = 3,
     steps: int | None = None,
     duration_s: float | None = None,
     linger_s: float = 0.2,
@@ -50,7 +51,7 @@ def run_policy_node(
     with stop_on_signals() as flag, ros_context() as ctx:
         node = PolicyNode(policy, policy.contract, context=ctx, topics=topics, input=input,
                           trigger=trigger, rate_hz=rate_hz, watchdog_s=watchdog_s,
-                          max_delta=max_delta, max_steps=steps)
+                          max_delta=max_delta, max_misses=max_misses, max_steps=steps)
         try:
             node.publish_status()
             if on_start is not None:
