@@ -188,7 +188,8 @@ def preset(env: str) -> SACConfig:
         # per env step reach the target in fewer env steps (BENCHMARKS.md).
         return SACConfig(lr=1e-3, hidden=(64, 64), gradient_steps=2, buffer_size=20_000)
     if env == "inverted-pendulum":
-        return SACConfig(buffer_size=100_000)
+        # 128x128 at lr 1e-3: ~3x cheaper per update than 256x256 and no slower to learn here.
+        return SACConfig(lr=1e-3, hidden=(128, 128), buffer_size=100_000)
     if env == "halfcheetah":
         return SACConfig(learning_starts=10_000)
     return SACConfig()

@@ -17,6 +17,7 @@ BENCHMARKS.md section is rewritten from all stored results.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -212,6 +213,9 @@ def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RES
         raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(TASKS)}; "
                          f"libraries: {', '.join(LIBS)}")
     torch.set_num_threads(1)
+    # One-time imports stay out of the first run's clock, as SB3's import does in run_sb3.
+    importlib.import_module("torch.utils.tensorboard")
+
     store = json.loads(results.read_text()) if results.exists() else {}
     for name in tasks:
         task = TASKS[name]

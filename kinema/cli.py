@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinema.output import emit, err_console, training_progress
+from kinema.output import emit, emit_json, err_console, training_progress
 
 
 class _Parser(argparse.ArgumentParser):
@@ -164,9 +164,7 @@ def cmd_envs(a: argparse.Namespace) -> None:
                      "action_shape": list(info.action_shape) if not info.discrete else [],
                      "n_actions": info.n_actions, "dt": info.dt})
     if a.json:
-        import json
-
-        print(json.dumps(rows))
+        emit_json(rows)
         return
     from rich.table import Column, Table
 
@@ -461,3 +459,4 @@ def main(argv: list[str] | None = None) -> int:
                           soft_wrap=True)
         return 130
     return 0
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
+# A pipe gets wide lines rather than rich's 80-column default: tables stay one row per entry.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
@@ -21,10 +23,26 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    sys.stdout.flush()
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+def emit_json(obj: Any) -> None:
+    """One JSON line, guaranteed last on stdout."""
+    _flush_c_stdio()  # what a C library buffered goes out first: our JSON stays last
+    print(json.dumps(obj), flush=True)
+
+
 def emit(result: dict[str, Any], *, as_json: bool, title: str = "") -> None:
     """Print `result` as a two-column table, or as one JSON line (non-finite -> null)."""
     if as_json:
-        print(json.dumps({k: _clean(v) for k, v in result.items()}), flush=True)
+        emit_json({k: _clean(v) for k, v in result.items()})
         return
     table = Table(title=title or None, show_header=False)
     table.add_column(style="bold")

@@ -25,8 +25,13 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
+from absl import logging as absl_logging
 
 from sim.registry import EnvSpec, register
+
+# dm_control's bundled XML uses compiler attributes MuJoCo 3.x deprecates (e.g. 'settotalmass');
+# the warning is about dm_control's own files, not the user's, and floods every command.
+absl_logging.set_verbosity(absl_logging.ERROR)
 
 # Model fields that suite tasks write when an episode starts (reacher's target, finger's
 # damping, manipulator's target pose); a snapshot carries them with the integration state.
