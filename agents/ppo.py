@@ -89,7 +89,9 @@ def clipped_surrogate_loss(logp: Tensor, logp_old: Tensor, adv: Tensor, clip_coe
     return -torch.min(unclipped, clipped).mean()
 
 
-def value_loss(value: Tensor, value_old: Tensor, returns: Tensor, clip_coef: float | None) -> Tensor:
+def value_loss(
+    value: Tensor, value_old: Tensor, returns: Tensor, clip_coef: float | None
+) -> Tensor:
     """0.5 * (V - R)^2, optionally the pessimistic max with the clipped update (PPO2 style)."""
     loss = (value - returns).square()
     if clip_coef is not None:

@@ -129,7 +129,9 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(fields)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(fields)}")
+        raise ValueError(
+            f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(fields)}"
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for k, v in data.items():

@@ -71,7 +71,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise ValueError(
+            f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name!r} asked for CUDA, but torch sees no CUDA device here; "
                          "use auto or cpu")
@@ -116,7 +118,9 @@ def train(cfg: TrainConfig, algo_cfg: Any | None = None, *, on_progress=None) ->
         return TrainResult(run.path, loop)
 
 
-def config_difference(saved: dict[str, Any], asked: dict[str, Any], allowed: frozenset) -> list[str]:
+def config_difference(
+    saved: dict[str, Any], asked: dict[str, Any], allowed: frozenset
+) -> list[str]:
     """'field: saved -> asked' for every field that differs and may not change."""
     return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asked.items()
             if k not in allowed and _jsonish(saved.get(k)) != _jsonish(v)]
@@ -140,7 +144,8 @@ def resume(
     diff = config_difference(saved_train, train_overrides or {}, MUTABLE_ON_RESUME)
     diff += config_difference(saved_algo, algo_overrides or {}, frozenset())
     if diff:
-        raise ValueError(f"cannot resume {run.path.name} with a different config ({'; '.join(diff)}); "
+        raise ValueError(f"cannot resume {run.path.name} with a different config "
+                         f"({'; '.join(diff)}); "
                          f"only {', '.join(sorted(MUTABLE_ON_RESUME))} may change")
     cfg = config_from_dict(TrainConfig, saved_train | (train_overrides or {}))
     algo_cls = algorithm(cfg.algo).config_cls

@@ -24,8 +24,8 @@ class RolloutBuffer:
         T, N = num_steps, num_envs
         f32 = dict(dtype=torch.float32, device=device)
         self.obs = torch.zeros(T, N, obs_dim, **f32)
-        self.actions = torch.zeros(T, N, *act_shape, dtype=torch.long if discrete else torch.float32,
-                                   device=device)
+        act_dtype = torch.long if discrete else torch.float32
+        self.actions = torch.zeros(T, N, *act_shape, dtype=act_dtype, device=device)
         self.logp = torch.zeros(T, N, **f32)
         self.values = torch.zeros(T, N, **f32)
         self.rewards = torch.zeros(T, N, **f32)

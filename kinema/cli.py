@@ -27,7 +27,9 @@ def _positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; expected a positive integer")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer; expected a positive integer"
+        ) from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"{v} is not positive; expected a positive integer")
     return v
@@ -37,7 +39,9 @@ def _nonneg_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a number >= 0")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number; expected a number >= 0"
+        ) from None
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"{v} is negative; expected a number >= 0")
     return v
@@ -54,13 +58,15 @@ def _parser() -> _Parser:
     e.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
     t = sub.add_parser("train", help="train an agent; ALGO options follow (kinema train ALGO -h)",
-                       add_help=False, usage="kinema train [ALGO] --env ENV [options] [ALGO options]"
+                       add_help=False,
+                       usage="kinema train [ALGO] --env ENV [options] [ALGO options]"
                        " | kinema train --resume RUN [options]")
     t.add_argument("--env", help="environment name (see kinema envs)")
     t.add_argument("--steps", type=_positive_int, help="env-step budget (default: preset)")
     t.add_argument("--seed", type=int, help="seed of networks, sampling and envs (default 0)")
     t.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
-    t.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its LATEST checkpoint")
+    t.add_argument("--resume", type=Path, metavar="RUN",
+                   help="continue RUN from its LATEST checkpoint")
     t.add_argument("--eval-every", type=_positive_int, metavar="N",
                    help="evaluate every N env steps (default: steps/20)")
     t.add_argument("--eval-episodes", type=_positive_int, metavar="K",

@@ -14,7 +14,8 @@ def test_clipped_surrogate_hand_computed():
     adv = torch.tensor([1.0, -2.0, 3.0])
     loss = clipped_surrogate_loss(logp, old, adv, clip_coef=0.2)
     r = [math.exp(0.5), math.exp(-0.5), math.exp(0.1)]
-    terms = [min(r[0] * 1.0, 1.2 * 1.0), min(r[1] * -2.0, 0.8 * -2.0), r[2] * 3.0]  # inside the clip range
+    # the third ratio is inside the clip range
+    terms = [min(r[0] * 1.0, 1.2 * 1.0), min(r[1] * -2.0, 0.8 * -2.0), r[2] * 3.0]
     assert loss.item() == pytest.approx(-sum(terms) / 3, rel=1e-6)
 
 

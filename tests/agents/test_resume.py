@@ -24,7 +24,8 @@ def _crash_after(step: int):
 def _final_weights(run):
     latest = (run / "LATEST").read_text().strip()
     folder = run / latest if (run / latest).is_dir() else run / "checkpoints" / latest
-    return load_file(str(folder / "model.safetensors")), load_file(str(folder / "optim.safetensors"))
+    return (load_file(str(folder / "model.safetensors")),
+            load_file(str(folder / "optim.safetensors")))
 
 
 @pytest.mark.parametrize("env,n", [("cartpole", 1024), ("inverted-pendulum", 2048)])
@@ -46,7 +47,8 @@ def test_resume_is_bit_exact(tmp_path, env, n):
     # the resumed run's metrics continue without duplicates and match the straight run's evals
     def evals(run):
         lines = (run / "metrics.jsonl").read_text().splitlines()
-        return [(r["step"], r["return_mean"]) for r in map(json.loads, lines) if r["kind"] == "eval"]
+        records = map(json.loads, lines)
+        return [(r["step"], r["return_mean"]) for r in records if r["kind"] == "eval"]
     assert evals(straight.run) == evals(resumed.run)
 
 

@@ -1,4 +1,5 @@
-"""Batched ensembles equal separately built layers; detached weights pass gradients to inputs only."""
+"""Batched ensembles equal separately built layers; detached weights pass gradients to inputs
+only."""
 
 import torch
 from torch import nn
