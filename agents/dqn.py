@@ -166,9 +166,11 @@ class DQN:
 def preset(env: str) -> DQNConfig:
     """Per-env defaults; see BENCHMARKS.md for how they compare with Stable-Baselines3."""
     if env == "cartpole":
-        # RL-Zoo's CartPole-v1 settings (in gradient steps: the target follows every round).
+        # RL-Zoo's CartPole-v1 settings (the target is refreshed before every round of 128
+        # updates, as the Zoo's 10-env-step interval does), with 3-step returns and 128x128
+        # instead of 256x256: about half the env steps and a quarter of the compute.
         return DQNConfig(lr=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
                          gamma=0.99, target_update_interval=128, train_freq=256,
                          gradient_steps=128, exploration_steps=8_000, exploration_final_eps=0.04,
-                         hidden=(256, 256))
+                         hidden=(128, 128), n_step=3)
     return DQNConfig()

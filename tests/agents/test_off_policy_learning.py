@@ -14,7 +14,7 @@ from agents.train import TrainConfig, train
     ("sac", "pendulum", 6_000, -250.0),
     ("td3", "pendulum", 10_000, -250.0),
     ("ddpg", "pendulum", 8_000, -250.0),
-    ("dqn", "cartpole", 40_000, 475.0),
+    ("dqn", "cartpole", 30_000, 475.0),
 ])
 def test_learns_within_budget(tmp_path, algo, env, steps, target):
     cfg = TrainConfig(algo=algo, env=env, steps=steps, eval_every=1000 if algo != "dqn" else 1024,

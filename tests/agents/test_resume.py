@@ -54,7 +54,7 @@ def test_resume_is_bit_exact(tmp_path, env, n):
 
 def test_resume_refuses_a_changed_hyperparameter_and_shows_the_difference(tmp_path):
     r = train(TrainConfig(algo="ppo", env="cartpole", steps=256, runs_dir=str(tmp_path)))
-    with pytest.raises(ValueError, match=r"lr: 0.001 -> 0.5"):
+    with pytest.raises(ValueError, match=r"lr: 0.002 -> 0.5"):
         resume(r.run, algo_overrides={"lr": 0.5})
     with pytest.raises(ValueError, match=r"seed: 0 -> 7"):
         resume(r.run, train_overrides={"seed": 7})

@@ -97,7 +97,7 @@ def test_resume_through_the_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     assert last_json(r.stdout)["steps"] == 512
     r = kinema("train", "--resume", str(run), "--lr", "0.5", "--no-progress")
-    assert r.returncode == 2 and "lr: 0.001 -> 0.5" in r.stderr
+    assert r.returncode == 2 and "lr: 0.002 -> 0.5" in r.stderr
 
 
 @pytest.mark.parametrize("args,needle", [
