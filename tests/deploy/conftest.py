@@ -89,16 +89,17 @@ def cartpole_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_cartpole_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A PPO cart-pole run trained to an evaluation mean of 475 (seed 0 needs ~2k steps), and
-    its bundle at RUN/bundle, exported as `kinema export` does."""
+    """A PPO cart-pole run trained for a fixed 20k steps (the learning rate anneals to zero;
+    seed 0 evaluates at 500 and holds 500 under a one-step action delay, which the two-process
+    ROS loop can add), and its bundle at RUN/bundle, exported as `kinema export` does. A run
+    stopped at its first evaluation >= 475 is too fragile for the timing of two processes."""
     from agents.evaluation import rollout_observations
     from agents.train import TrainConfig, load_agent, train
 
     runs = tmp_path_factory.mktemp("runs")
-    result = train(TrainConfig(algo="ppo", env="cartpole", steps=30_720, seed=0,
-                               eval_every=2048, eval_episodes=5, target_return=475,
-                               runs_dir=str(runs)))
-    assert result.loop.solved_at is not None, "PPO did not reach 475 within the budget"
+    result = train(TrainConfig(algo="ppo", env="cartpole", steps=20_480, seed=0,
+                               eval_every=20_480, runs_dir=str(runs)))
+    assert result.loop.last_eval is not None and result.loop.last_eval >= 475, result.loop
     agent, run = load_agent(result.run)
     obs = rollout_observations(lambda o: agent.act(o, deterministic=True).numpy(), "cartpole",
                                steps=300)
