@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.markdown import write_section as write_markdown_section
+
 RESULTS = Path("benchmarks/results/deploy.json")
 BEGIN, END = "<!-- bench:deploy begin -->", "<!-- bench:deploy end -->"
 ENV = "halfcheetah"
@@ -362,16 +364,12 @@ def report(r: dict[str, Any]) -> str:
     return markdown(r)
 
 
+TITLE = 'Deployment latency (issue 5)'
+
+
 def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (and nothing else); add it if absent."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Deployment latency (issue 5)\n\n" + block + "\n"
-    path.write_text(text)
+    """Replace this benchmark's section of `path` (and nothing else); add it if absent."""
+    write_markdown_section(path, BEGIN, END, TITLE, body)
 
 
 if __name__ == "__main__":

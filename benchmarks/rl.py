@@ -37,6 +37,7 @@ from agents import loops
 from agents.evaluation import evaluate
 from agents.registry import algorithm
 from agents.train import TrainConfig, train
+from benchmarks.markdown import write_section as write_markdown_section
 
 LIBS = ("kinema", "sb3")
 RESULTS = Path("benchmarks/results/rl.json")
@@ -295,14 +296,9 @@ def report(store: dict[str, Any]) -> str:
     return text
 
 
+TITLE = 'Model-free RL beside Stable-Baselines3 (issue 4)'
+
+
 def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (and nothing else); add it if absent."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Model-free RL beside Stable-Baselines3 (issue 4)\n\n" \
-            + block + "\n"
-    path.write_text(text)
+    """Replace this benchmark's section of `path` (and nothing else); add it if absent."""
+    write_markdown_section(path, BEGIN, END, TITLE, body)

@@ -28,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 
 import sim
+from benchmarks.markdown import write_section as write_markdown_section
 
 RESULTS = Path("benchmarks/results/sim.json")
 BEGIN, END = "<!-- bench:sim begin -->", "<!-- bench:sim end -->"
@@ -234,17 +235,12 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+TITLE = 'Environment step rates: raw backends vs `sim.make` (issue 3)'
+
+
 def write_section(path: Path, body: str) -> None:
     """Replace this benchmark's section of `path` (and nothing else); add it if absent."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = (text.rstrip("\n") + "\n\n## Environment step rates: raw backends vs `sim.make` "
-                "(issue 3)\n\n" + block + "\n")
-    path.write_text(text)
+    write_markdown_section(path, BEGIN, END, TITLE, body)
 
 
 if __name__ == "__main__":
