@@ -140,6 +140,12 @@ def _evaluate(agent: Any, run: Run, loop: LoopState, schedule: Schedule, **extra
         loop.solved_at = loop.step
 
 
+def check_inputs(cfg: Any, env: str) -> None:
+    """BC needs a dataset of `env` episodes; DAgger may start from one."""
+    if cfg.dataset or not hasattr(cfg, "expert"):
+        _dataset(cfg.dataset, env)
+
+
 def _dataset(path: str, env: str, flag: str = "--dataset") -> Dataset:
     if not path:
         raise ValueError(f"{flag} DIR is required: a dataset folder written by kinema collect")

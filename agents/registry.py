@@ -27,6 +27,9 @@ class Algorithm:
     """Action spaces it handles: 'discrete', 'continuous'."""
     default_steps: Callable[[str], int]
     description: str
+    check: Callable[[Any, str], None] = lambda cfg, env: None
+    """(config, env) -> None; raises ValueError on inputs the loop would refuse later (run
+    before the run folder is created, so a mistake leaves nothing behind)."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -93,6 +96,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         actions=("discrete", "continuous"),
         default_steps=lambda env: 20_000,
         description="Behavioral cloning (Pomerleau 1989) from a dataset; steps are updates.",
+        check=imitation_loops.check_inputs,
     ),
     "dagger": Algorithm(
         name="dagger",
@@ -104,6 +108,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         default_steps=lambda env: 5_000,
         description="DAgger (Ross et al. 2011): BC plus expert relabeling of the learner's "
                     "states; steps are expert labels.",
+        check=imitation_loops.check_inputs,
     ),
 }
 

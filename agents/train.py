@@ -86,6 +86,7 @@ def _setup(cfg: TrainConfig, algo_cfg: Any) -> tuple[Algorithm, Any, Any, Schedu
     algo = algorithm(cfg.algo)
     info = sim.spec(cfg.env).info
     check_fits(algo, cfg.env, info)
+    algo.check(algo_cfg, cfg.env)
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads)

@@ -57,7 +57,8 @@ def training_progress(total: int, *, enabled: bool = True) -> tuple[Progress, Ca
     progress = Progress(
         TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[sps]} steps/s"), TextColumn("eval {task.fields[ret]}"),
-        TimeElapsedColumn(), console=err_console, disable=not enabled,
+        TimeElapsedColumn(), console=err_console,
+        disable=not (enabled and err_console.is_terminal),  # a pipe gets no bar redraws
     )
     task = progress.add_task("train", total=total, sps="-", ret="-")
 
