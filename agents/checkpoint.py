@@ -17,8 +17,6 @@ from JSON (see agents/_tree.py; tuples come back as tuples, int dict keys as int
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import re
@@ -30,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agents._tree import TreeError, decode, encode
+from data.manifest import fsync_path, fsync_write, sha256_file, write_atomic
 
 FORMAT = "kinema-checkpoint/1"
 MODEL_FILE, OPTIM_FILE, STATE_FILE = "model.safetensors", "optim.safetensors", "state.json"
@@ -67,15 +66,15 @@ def save_checkpoint(run_dir: Path, step: int, state: dict, keep_last: int | None
         hashes = {}
         for name in (MODEL_FILE, OPTIM_FILE):
             save_file(tensors.get(name, {}), str(tmp / name))
-            _fsync(tmp / name)
-            hashes[name] = _sha256(tmp / name)
+            fsync_path(tmp / name)
+            hashes[name] = sha256_file(tmp / name)
         meta = {"format": FORMAT, "step": step, "files": hashes, "tree": tree}
-        _write(tmp / STATE_FILE, json.dumps(meta, allow_nan=False, indent=1).encode())
-        _fsync(tmp)
+        fsync_write(tmp / STATE_FILE, json.dumps(meta, allow_nan=False, indent=1).encode())
+        fsync_path(tmp)
         if final.exists():  # a directory cannot be renamed over a full one: move it aside first
             os.replace(final, old)
         os.replace(tmp, final)
-        _fsync(root)
+        fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not final.exists():
@@ -126,20 +125,6 @@ def latest_step(run_dir: Path) -> int | None:
     return _read_latest(Path(run_dir))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old or the new bytes, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        _write(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync(path.parent)
-
-
 def _read_latest(run_dir: Path) -> int | None:
     path = run_dir / "LATEST"
     try:
@@ -186,7 +171,7 @@ def _read_state(path: Path, step: int) -> dict[str, Any]:
 
 def _read_tensors(path: Path, sha: str, device: str) -> dict[str, torch.Tensor]:
     try:
-        actual = _sha256(path)
+        actual = sha256_file(path)
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing, so the checkpoint is incomplete") from None
     if actual != sha:
@@ -215,27 +200,3 @@ def _clean_leftovers(root: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's or a folder's entry to disk (folders only where the OS allows it)."""
-    if path.is_dir() and os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

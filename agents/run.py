@@ -29,7 +29,8 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from agents.checkpoint import latest_step, load_checkpoint, save_checkpoint, write_atomic
+from agents.checkpoint import latest_step, load_checkpoint, save_checkpoint
+from data.manifest import write_atomic
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter

@@ -51,7 +51,9 @@ def staged_path(final: Path) -> Path:
 
 
 def fsync_write(path: Path, data: bytes) -> None:
-    """Write and fsync `path` (data/ must not import agents, whose write_atomic this mirrors)."""
+    """Write and fsync `path`. The one home of the durable-file primitives (fsync_write,
+    fsync_path, write_atomic, sha256_file): data/ sits below agents/, so checkpoints use them
+    too."""
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
@@ -59,6 +61,9 @@ def fsync_write(path: Path, data: bytes) -> None:
 
 
 def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's entry to disk (folders only where the OS allows it)."""
+    if path.is_dir() and os.name != "posix":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -71,12 +76,23 @@ def _self_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old or the new bytes, never a mix."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fsync_write(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_path(path.parent)
+
+
 def _write_json_atomic(path: Path, body: dict[str, Any]) -> None:
     body = dict(body, manifest_sha256=_self_hash(body))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fsync_write(tmp, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
+    write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _read_json(path: Path) -> dict[str, Any]:

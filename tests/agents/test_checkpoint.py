@@ -250,7 +250,7 @@ def test_corrupt_safetensors_with_matching_hash_is_a_checkpoint_error(tmp_path: 
     folder = tmp_path / "checkpoints" / "3"
     _damage(folder / "model.safetensors", "truncate")
     meta = json.loads((folder / "state.json").read_text())
-    meta["files"]["model.safetensors"] = ckpt._sha256(folder / "model.safetensors")
+    meta["files"]["model.safetensors"] = ckpt.sha256_file(folder / "model.safetensors")
     (folder / "state.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"model\.safetensors is not a valid safetensors"):
         load_checkpoint(tmp_path)
