@@ -68,7 +68,7 @@ def export_mlp(out: Path, seed: int = 0) -> Any:
 
     import sim
     from deploy.export import export_bundle
-    from models.actor_critic import GaussianPolicy
+    from models.export_heads import ScaledActionHead
     from models.mlp import mlp
     from models.normalizer import RunningNorm
 
@@ -77,7 +77,7 @@ def export_mlp(out: Path, seed: int = 0) -> Any:
     obs_dim, act_dim = info.obs_shape[0], int(np.prod(info.action_shape))
     norm = RunningNorm((obs_dim,))
     norm.update(torch.randn(1000, obs_dim))
-    module = GaussianPolicy(norm, mlp(obs_dim, HIDDEN, act_dim, activation="tanh"),
+    module = ScaledActionHead(norm, mlp(obs_dim, HIDDEN, act_dim, activation="tanh"),
                             torch.tensor(info.action_low), torch.tensor(info.action_high))
     export_bundle(module, env=ENV, out_dir=out)
     return module.eval()

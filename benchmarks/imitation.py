@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from agents.bc import BCConfig
-from agents.dagger import DAggerConfig
-from agents.experts import make_expert
-from agents.train import TrainConfig, train
+from agents.experts.base import make_expert
+from agents.imitation.bc import BCConfig
+from agents.imitation.dagger import DAggerConfig
+from agents.runs.train import TrainConfig, train
 from data.record import record
 
 TASKS = {

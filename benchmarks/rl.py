@@ -3,7 +3,7 @@
     kinema bench rl [--tasks sac-pendulum,td3-pendulum] [--seeds 0,1,2] [--libs kinema,sb3]
 
 Every task trains with each library and seed until the shared evaluation protocol
-(agents.evaluation.evaluate: 10 deterministic episodes, seeds 10000..10009), run every
+(agents.runs.evaluation.evaluate: 10 deterministic episodes, seeds 10000..10009), run every
 `eval_every` env steps, reaches the target, or the budget runs out. Both libraries evaluate at
 the same points, after the updates of all env steps so far (Kinema: at an iteration boundary;
 SB3: at the start of a rollout), and evaluation time is left out of train seconds. Kinema trains
@@ -33,10 +33,9 @@ import numpy as np
 import torch
 
 import sim
-from agents import loops
-from agents.evaluation import evaluate
 from agents.registry import algorithm
-from agents.train import TrainConfig, train
+from agents.runs.evaluation import evaluate
+from agents.runs.train import TrainConfig, train
 from benchmarks.markdown import write_section as write_markdown_section
 
 LIBS = ("kinema", "sb3")
@@ -116,15 +115,11 @@ def run_kinema(task: Task, seed: int, root: Path) -> dict[str, Any]:
     if task.target is None:  # speed: the preset's networks, the shared warm-up
         cfg = dataclasses.replace(cfg, learning_starts=SPEED_STEPS[0])
     clock = _CpuClock()
-    loops.evaluate = clock.wrap(evaluate)  # the loops look `evaluate` up at each call
-    try:
-            result = train(TrainConfig(algo=task.algo, env=task.env, steps=task.budget, seed=seed,
-                                   eval_every=SPEED_STEPS[0] if task.target is None
-                                   else task.eval_every, target_return=task.target,
-                                   eval_episodes=1 if task.target is None else 10,
-                                   runs_dir=str(root)), cfg)
-    finally:
-        loops.evaluate = evaluate
+    result = train(TrainConfig(algo=task.algo, env=task.env, steps=task.budget, seed=seed,
+                               eval_every=SPEED_STEPS[0] if task.target is None
+                               else task.eval_every, target_return=task.target,
+                               eval_episodes=1 if task.target is None else 10,
+                               runs_dir=str(root)), cfg, evaluator=clock.wrap(evaluate))
     rows = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
     evals = [(r["step"], r["return_mean"], r["train_s"], cpu)
              for r, cpu in zip([r for r in rows if r["kind"] == "eval"], clock.marks, strict=True)]

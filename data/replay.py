@@ -58,6 +58,10 @@ class ReplayBuffer:
         """Stored transitions (all envs)."""
         return self.size * self.num_envs
 
+    def can_sample(self) -> bool:
+        """Whether at least one n-step window is fully written, so `sample` has data."""
+        return self.size >= self.n_step
+
     def add(
         self, obs: ArrayLike, actions: ArrayLike, rewards: ArrayLike, next_obs: ArrayLike,
         terminated: ArrayLike, truncated: ArrayLike,

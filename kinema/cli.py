@@ -193,8 +193,8 @@ _TRAIN_FIELDS = ("env", "steps", "seed", "device", "eval_every", "eval_episodes"
 def cmd_train(a: argparse.Namespace, rest: list[str], parser: _Parser) -> None:
     import tyro
 
-    from agents import train as T
-    from agents.registry import ALGORITHMS, algorithm, check_fits
+    from agents.registry import algorithm, check_fits, names
+    from agents.runs import train as T
 
     train_parser = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
     if a.help:
@@ -205,7 +205,7 @@ def cmd_train(a: argparse.Namespace, rest: list[str], parser: _Parser) -> None:
             tyro.cli(algo.config_cls, default=algo.preset(a.env or "cartpole"), args=["--help"],
                      prog=f"kinema train {a.algo}")
         else:
-            print(f"\nalgorithms: {', '.join(ALGORITHMS)}")
+            print(f"\nalgorithms: {', '.join(names())}")
         return
     given = {k: getattr(a, k) for k in _TRAIN_FIELDS if getattr(a, k) is not None}
     if a.resume is not None:
@@ -256,8 +256,9 @@ def _algo_overrides(run: Path, rest: list[str]) -> dict[str, Any]:
     """Algorithm options given with --resume, parsed against the run's saved config."""
     if not rest:
         return {}
-    from agents.registry import algorithm, config_from_dict
-    from agents.run import Run
+    from agents.registry import algorithm
+    from agents.runs.config import config_from_dict
+    from agents.runs.run import Run
 
     r = Run.open(run)
     algo = algorithm(r.config["train"]["algo"])
@@ -268,7 +269,7 @@ def _algo_overrides(run: Path, rest: list[str]) -> dict[str, Any]:
 
 
 def _report_training(result: Any, as_json: bool) -> None:
-    from agents.run import Run
+    from agents.runs.run import Run
 
     evals = [r for r in Run.open(result.run).records() if r.get("kind") == "eval"]
     last = evals[-1] if evals else {}
@@ -289,24 +290,26 @@ def _report_training(result: Any, as_json: bool) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    from agents.evaluation import evaluate
-    from agents.train import load_agent
+    from agents.runs.evaluation import evaluate
+    from agents.runs.train import load_agent
 
     agent, run = load_agent(a.run)
     returns = evaluate(lambda o: agent.act(o, deterministic=True).cpu().numpy(), run.env,
                        a.episodes)
     out = {"run": str(run.path), "env": run.env, "return_mean": float(returns.mean()),
            "return_std": float(returns.std()), "episodes": len(returns)}
-    ref = getattr(agent, "extra", {}).get("reference")  # imitation learners keep theirs
-    if ref:
-        from agents.imitation_loops import expert_normalized_score
+    evals = [r for r in run.records() if r.get("kind") == "eval" and "expert_return" in r]
+    if evals:  # imitation runs log their reference returns with every evaluation
+        from agents.imitation.scores import expert_normalized_score
 
-        out["normalized_score"] = expert_normalized_score(out["return_mean"], ref["random"],
-                                                          ref["expert"])
+        ref = evals[-1]
+        out["normalized_score"] = expert_normalized_score(out["return_mean"],
+                                                          ref["random_return"],
+                                                          ref["expert_return"])
     if a.video is not None:
         import numpy as np
 
-        from agents.evaluation import EVAL_SEED
+        from agents.runs.evaluation import EVAL_SEED
         from sim.video import record_video
 
         def policy(o: Any) -> Any:
@@ -318,8 +321,8 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
 def cmd_collect(a: argparse.Namespace) -> None:
     import sim
-    from agents import teleop
-    from agents.experts import make_expert
+    from agents.experts import teleop
+    from agents.experts.base import make_expert
     from data.record import record
     from kinema.output import console
 
@@ -339,8 +342,8 @@ def cmd_collect(a: argparse.Namespace) -> None:
 
 
 def cmd_export(a: argparse.Namespace) -> None:
-    from agents.evaluation import rollout_observations
-    from agents.train import load_agent
+    from agents.runs.evaluation import rollout_observations
+    from agents.runs.train import load_agent
     from deploy.export import export_bundle
 
     agent, run = load_agent(a.run)
@@ -425,9 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in _TORCH_FREE:
         CheckpointError = RunError = Diverged = _NeverRaised  # noqa: N806
     else:
-        from agents.checkpoint import CheckpointError
-        from agents.loops import Diverged
-        from agents.run import RunError
+        from agents.loops.core import Diverged
+        from agents.runs.checkpoint import CheckpointError
+        from agents.runs.run import RunError
     from deploy.contract import BundleError
     from sim.errors import UnknownNameError
 

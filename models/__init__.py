@@ -1,13 +1,22 @@
-"""Networks only: torch nn.Modules with no optimizers, losses or configs."""
+"""Networks only, by role: torch nn.Modules with no optimizers, losses or configs.
 
-from models.actor_critic import ActorCritic, CategoricalPolicy, GaussianPolicy
-from models.ensemble import EnsembleLinear, QEnsemble, ensemble_mlp
-from models.mlp import mlp
+    mlp           mlp, trunk, the activation table
+    ensemble      EnsembleLinear, ensemble_mlp: E members as one batched computation
+    normalizer    RunningNorm (observations), RewardScaler (returns)
+    actors        ActorCritic (PPO), SquashedGaussianActor (SAC), DeterministicActor (DDPG, TD3)
+    critics       QNetwork (DQN), QEnsemble (twin critics)
+    export_heads  obs -> action in robot units, as `kinema export` traces it
+"""
+
+from models.actors import ActorCritic, DeterministicActor, SquashedGaussianActor
+from models.critics import QEnsemble, QNetwork
+from models.ensemble import EnsembleLinear, ensemble_mlp
+from models.export_heads import ArgmaxActionHead, EnsembleMean, ScaledActionHead
+from models.mlp import mlp, trunk
 from models.normalizer import RewardScaler, RunningNorm
-from models.off_policy import DeterministicActor, QNetwork, SquashedGaussianActor
 
 __all__ = [
-    "ActorCritic", "CategoricalPolicy", "DeterministicActor", "EnsembleLinear", "GaussianPolicy",
-    "QEnsemble", "QNetwork", "RewardScaler", "RunningNorm", "SquashedGaussianActor",
-    "ensemble_mlp", "mlp",
+    "ActorCritic", "ArgmaxActionHead", "DeterministicActor", "EnsembleLinear", "EnsembleMean",
+    "QEnsemble", "QNetwork", "RewardScaler", "RunningNorm", "ScaledActionHead",
+    "SquashedGaussianActor", "ensemble_mlp", "mlp", "trunk",
 ]

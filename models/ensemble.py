@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from models.mlp import ACTIVATIONS
+from models.mlp import ACTIVATIONS, check_activation
 
 
 class EnsembleLinear(nn.Module):
@@ -58,8 +58,7 @@ def ensemble_mlp(
     activation: str = "relu",
 ) -> nn.Sequential:
     """E MLPs in_dim -> hidden... -> out_dim as stacked layers: [B, in] -> [E, B, out]."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
+    check_activation(activation)
     dims = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
@@ -67,31 +66,3 @@ def ensemble_mlp(
         if i < len(dims) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
-
-
-class QEnsemble(nn.Module):
-    """E critics Q_i(s, a) in one batched forward: (obs [B, obs_dim], act [B, a_dim]) -> [E, B]."""
-
-    def __init__(
-        self, obs_dim: int, act_dim: int, *, ensemble_size: int = 2,
-        hidden: Sequence[int] = (256, 256), activation: str = "relu",
-    ) -> None:
-        super().__init__()
-        self.ensemble_size = ensemble_size
-        self.net = ensemble_mlp(ensemble_size, obs_dim + act_dim, hidden, 1, activation=activation)
-
-    def forward(
-        self, obs: Tensor, act: Tensor, *, detach_params: bool = False, member: int | None = None
-    ) -> Tensor:
-        """Q-values [E, B], or [B] of one `member` (TD3's actor loss uses Q_1 only).
-
-        `detach_params`: the critics' weights are constants here, so a loss on the result moves
-        only what produced `act` (the actor's loss, in one backward pass with the critics' own).
-        """
-        x = torch.cat([obs, act], dim=-1)
-        for layer in self.net:
-            if isinstance(layer, EnsembleLinear):
-                x = layer(x, detach_params=detach_params, member=member)
-            else:
-                x = layer(x)
-        return x.squeeze(-1)

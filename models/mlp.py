@@ -10,6 +10,12 @@ from torch import nn
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
 
+def check_activation(name: str) -> None:
+    """Refuse an activation name the networks do not know, naming those they do."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation {name!r} is not one of {sorted(ACTIVATIONS)}")
+
+
 def mlp(
     in_dim: int,
     hidden: Sequence[int],
@@ -25,8 +31,7 @@ def mlp(
     the PPO implementation study of Engstrom et al. (2020) / Andrychowicz et al. (2021): a small
     policy-output gain (0.01) starts the policy near uniform.
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
+    check_activation(activation)
     dims = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
@@ -39,3 +44,12 @@ def mlp(
         if i < len(dims) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def trunk(in_dim: int, hidden: Sequence[int], activation: str) -> nn.Sequential:
+    """in_dim -> hidden..., with the activation after the last hidden layer too."""
+    if not hidden:
+        raise ValueError("an actor needs at least one hidden layer")
+    check_activation(activation)
+    body = mlp(in_dim, hidden[:-1], hidden[-1], activation=activation, orthogonal=False)
+    return nn.Sequential(*body, ACTIVATIONS[activation]())

@@ -13,6 +13,7 @@ keeps it short (the registry's overhead is benchmarked) and the same on every ba
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,16 @@ class EnvInfo:
     @property
     def rate_hz(self) -> float:
         return 1.0 / self.dt
+
+    @property
+    def obs_dim(self) -> int:
+        """Width of the flattened observation."""
+        return int(math.prod(self.obs_shape))
+
+    @property
+    def act_dim(self) -> int:
+        """Width of the action vector networks produce (discrete: the number of actions)."""
+        return int(self.n_actions) if self.discrete else int(math.prod(self.action_shape))
 
 
 _REGISTRY: dict[str, EnvSpec] = {}

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from agents.experts import make_expert
+from agents.experts.base import make_expert
 from data import manifest as mf
 from data.dataset import Dataset, DatasetWriter
 from data.episode import Episode, EpisodeBuilder
@@ -219,7 +219,7 @@ def test_one_writer_at_a_time(tmp_path):
 
 
 def test_recording_a_pixel_env_stores_its_frames_compressed(tmp_path):
-    from agents.teleop import ScriptedInput, Teleop
+    from agents.experts.teleop import ScriptedInput, Teleop
 
     env = "reacher-easy-pixels"
     polls = ["start"] + ["right"] * 12 + ["stop"]

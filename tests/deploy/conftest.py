@@ -93,8 +93,8 @@ def trained_cartpole_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     seed 0 evaluates at 500 and holds 500 under a one-step action delay, which the two-process
     ROS loop can add), and its bundle at RUN/bundle, exported as `kinema export` does. A run
     stopped at its first evaluation >= 475 is too fragile for the timing of two processes."""
-    from agents.evaluation import rollout_observations
-    from agents.train import TrainConfig, load_agent, train
+    from agents.runs.evaluation import rollout_observations
+    from agents.runs.train import TrainConfig, load_agent, train
 
     runs = tmp_path_factory.mktemp("runs")
     result = train(TrainConfig(algo="ppo", env="cartpole", steps=20_480, seed=0,

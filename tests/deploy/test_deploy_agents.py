@@ -11,9 +11,10 @@ import pytest
 import torch
 
 import sim
-from agents.evaluation import rollout_observations
-from agents.registry import ALGORITHMS, algorithm
-from agents.train import TrainConfig, load_agent, resolve_device, train
+from agents.registry import MODULES as ALGORITHMS
+from agents.registry import algorithm
+from agents.runs.evaluation import rollout_observations
+from agents.runs.train import TrainConfig, load_agent, resolve_device, train
 from deploy.contract import Contract
 from deploy.export import ExportError, export_bundle
 from deploy.runtime import OnnxPolicy

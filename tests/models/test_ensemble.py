@@ -4,7 +4,8 @@ only."""
 import torch
 from torch import nn
 
-from models.ensemble import EnsembleLinear, QEnsemble
+from models.critics import QEnsemble
+from models.ensemble import EnsembleLinear
 
 
 def test_ensemble_linear_equals_one_linear_per_member_for_shared_and_stacked_inputs():

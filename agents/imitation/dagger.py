@@ -1,0 +1,74 @@
+"""DAgger: dataset aggregation with expert relabeling of the learner's own states.
+
+Ross, Gordon & Bagnell (2011), "A Reduction of Imitation Learning and Structured Prediction to
+No-Regret Online Learning", AISTATS; CS285 (Levine, lecture 2: DAgger):
+
+    1. train pi_theta on D (behavioral cloning, agents/bc.py)
+    2. run pi_i = beta_i pi* + (1 - beta_i) pi_theta to get observations D_pi
+    3. ask the expert pi* to label D_pi with actions
+    4. aggregate D <- D u D_pi, repeat
+
+Behavioral cloning alone trains on the expert's state distribution and is tested on the
+learner's, so its errors compound (O(T^2 eps) regret); DAgger trains where the learner goes
+(O(T eps)). The mixture follows the paper: beta_0 = 1 (the initial demonstrations are pure
+expert), beta_i = p^i after. Labels are taken online, while the learner's episode runs, which is
+the same as labelling afterwards for a scripted, trained or MPC expert, and is how a person at
+the keyboard corrects the learner (they see the learner drive and press what they would do).
+
+The learner is the BC agent; DAggerConfig extends BCConfig, so every BC option applies. The
+loop is agents/loops/dagger.py `train_dagger`; the aggregated dataset is RUN/dataset, in the
+same verified Minari layout as `kinema collect` writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.imitation.bc import BC, BCConfig
+from agents.loops.dagger import beta_schedule, train_dagger
+from agents.loops.offline import check_inputs
+from agents.protocol import Algorithm
+
+__all__ = ["DAggerConfig", "beta_schedule", "preset"]
+
+
+@dataclass(frozen=True)
+class DAggerConfig(BCConfig):
+    """DAgger options plus the learner's (BC) options; `--steps` caps the expert labels."""
+
+    expert: str = "scripted"
+    """Labelling expert: scripted, mpc (or mpc:horizon=30,samples=128), teleop, or a run folder."""
+    initial_episodes: int = 2
+    """Pure expert episodes (beta_0 = 1) recorded first when no --dataset is given."""
+    episodes_per_round: int = 2
+    """Learner episodes (mixed with the expert by beta_i) labelled per round."""
+    beta_decay: float = 0.5
+    """p of the schedule beta_i = p^i for rounds i >= 1 (0: the learner alone drives)."""
+    updates_per_round: int = 2000
+    """Most gradient updates per round (early stopping may end a round sooner)."""
+    warm_start: bool = True
+    """Continue from the previous round's weights instead of training from scratch."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.beta_decay <= 1.0:
+            raise ValueError(f"beta_decay must be in [0, 1], got {self.beta_decay}")
+        if self.initial_episodes < 1 or self.episodes_per_round < 1 or self.updates_per_round < 1:
+            raise ValueError("initial_episodes, episodes_per_round and updates_per_round must "
+                             "be >= 1")
+
+
+def preset(env: str) -> DAggerConfig:
+    """Per-env defaults (see BENCHMARKS.md, imitation section)."""
+    return DAggerConfig()
+
+
+ALGORITHMS = (
+    Algorithm(
+        name="dagger", config_cls=DAggerConfig, preset=preset, make_agent=BC, loop=train_dagger,
+        actions=("discrete", "continuous"), default_steps=lambda env: 5_000,
+        description="DAgger (Ross et al. 2011): BC plus expert relabeling of the learner's "
+                    "states; steps are expert labels.",
+        vector_envs=False, check=check_inputs,
+    ),
+)

@@ -1,0 +1,85 @@
+"""The off-policy loop: act, store in the replay buffer, learn from uniform batches.
+
+SAC, TD3, DDPG and DQN. One iteration is `train_freq` vector-env steps, with
+`agent.explore(obs, step)` or, for the first `learning_starts` env steps, uniformly random
+actions; then `gradient_steps` calls of `agent.update(agent.replay.sample(batch_size))`. An
+episode that ended stores its real final observation (info["final_obs"]) as next_obs:
+truncation bootstraps from it, termination does not. The replay buffer is training state, so
+it is checkpointed with the agent (bit-exact resume). A non-finite action means the networks
+diverged: Diverged names the loss term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from agents.loops.core import Core, Diverged, LoopState, Progress, Schedule
+from agents.protocol import OffPolicyAgent
+from sim.registry import EnvInfo
+
+if TYPE_CHECKING:
+    from agents.runs.run import Run
+
+
+def uniform_actions(info: EnvInfo, n: int, device: torch.device) -> Tensor:
+    """n uniformly random actions (warm-up), from torch's global generator (checkpointed)."""
+    if info.discrete:
+        return torch.randint(info.act_dim, (n,), device=device)
+    return torch.rand(n, info.act_dim, device=device) * 2.0 - 1.0
+
+
+def train_off_policy(
+    agent: OffPolicyAgent,
+    envs: gym.vector.VectorEnv,
+    run: Run,
+    schedule: Schedule,
+    *,
+    resume: dict[str, Any] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> LoopState:
+    """Interleave env steps and replay updates until the budget or the target return."""
+    cfg, dev, replay = agent.cfg, agent.device, agent.replay
+    N = envs.num_envs
+    core = Core(agent, envs, run, schedule, on_progress=on_progress,
+                extra_state=lambda: {"replay": replay.state_dict()})
+    obs = core.start(resume)
+    assert obs is not None
+    if resume is not None:
+        replay.load_state_dict(resume["replay"])
+    loop = core.loop
+
+    while loop.step < schedule.steps and loop.solved_at is None:
+        for _ in range(cfg.train_freq):
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=dev)
+            if loop.step < cfg.learning_starts:
+                action = uniform_actions(agent.info, N, dev)
+            else:
+                action = agent.explore(obs_t, loop.step)
+            action_np = action.cpu().numpy()
+            if not np.all(np.isfinite(action_np)):
+                core.raise_if_diverged()
+                raise Diverged(f"the policy's action became non-finite at step {loop.step}; "
+                               "the last good checkpoint is kept")
+            next_obs, reward, terminated, truncated, step_info = envs.step(action_np)
+            ended = terminated | truncated
+            final = next_obs
+            if ended.any():  # the vector env already reset these; store where they ended
+                final = next_obs.copy()
+                for i in np.flatnonzero(ended):
+                    final[i] = step_info["final_obs"][i]
+            replay.add(obs_t, action, reward, final, terminated, truncated)
+            core.count_episodes(reward, ended)
+            obs = next_obs
+            loop.step += N
+        if loop.step >= cfg.learning_starts and replay.can_sample():
+            for _ in range(cfg.gradient_steps):
+                core.terms.add(agent.update(replay.sample(cfg.batch_size)))
+        loop.iteration += 1
+        core.after_iteration(obs)
+    return loop

@@ -1,0 +1,74 @@
+"""What SAC, TD3/DDPG and DQN share: replay and loop settings, target updates, optimizers.
+
+The loop itself is `agents.loops.off_policy.train_off_policy`; an off-policy agent satisfies
+`agents.protocol.OffPolicyAgent` (explore, update, act, a `data.replay.ReplayBuffer`, and a
+config with the loop settings below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from data.replay import ReplayBuffer
+from sim.registry import EnvInfo
+
+
+@dataclass(frozen=True)
+class OffPolicyConfig:
+    """Replay and loop settings of every off-policy algorithm (names as in Stable-Baselines3)."""
+
+    num_envs: int = 1
+    """Parallel environments (gymnasium.vector); every vector step adds num_envs transitions."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (preallocated on the training device)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    learning_starts: int = 100
+    """Env steps of uniformly random actions before the first update."""
+    train_freq: int = 1
+    """Vector-env steps between rounds of updates."""
+    gradient_steps: int = 1
+    """Gradient steps per round of updates."""
+    gamma: float = 0.99
+    """Discount factor."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+
+
+def continuous_control_steps(env: str) -> int:
+    """Default budget of SAC, TD3 and DDPG: enough to solve the small envs, else 1M."""
+    return {"pendulum": 20_000, "inverted-pendulum": 50_000}.get(env, 1_000_000)
+
+
+def new_replay(cfg: OffPolicyConfig, info: EnvInfo, device: torch.device, *,
+               n_step: int = 1) -> ReplayBuffer:
+    return ReplayBuffer(cfg.buffer_size, cfg.num_envs, info.obs_shape,
+                        () if info.discrete else (info.act_dim,), discrete=info.discrete,
+                        device=device, n_step=n_step, gamma=cfg.gamma)
+
+
+def adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel: one kernel per step for all parameters, CPU or CUDA."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+@torch.no_grad()
+def polyak_update(target: list[Tensor], online: list[Tensor], tau: float) -> None:
+    """theta' <- (1 - tau) theta' + tau theta for every pair, as one fused foreach op.
+
+    tau is the weight of the online parameters (Lillicrap et al. 2016; Fujimoto et al. 2018);
+    CS285's lecture on Q-learning writes the same update with tau' = 1 - tau. tau = 1 is a hard
+    copy (DQN).
+    """
+    torch._foreach_lerp_(target, online, tau)

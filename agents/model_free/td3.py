@@ -1,0 +1,215 @@
+"""Twin Delayed DDPG (TD3), and DDPG as a preset of it.
+
+Fujimoto, van Hoof, Meger (2018), "Addressing Function Approximation Error in Actor-Critic
+Methods", arXiv:1802.09477. DDPG: Lillicrap, Hunt, Pritzel et al. (2016), "Continuous control
+with deep reinforcement learning", arXiv:1509.02971 (CS285, Levine, lecture 8: Q-learning with
+continuous actions).
+TD3 adds three things to DDPG, each a setting here, so DDPG is n_critics=1, policy_delay=1,
+target_policy_noise=0 (as in Stable-Baselines3):
+
+    a'   = clip(mu'(s') + clip(sigma~ eps, -c, c), -1, 1)        target policy smoothing
+    y    = r + gamma (1 - d) min_i Q'_i(s', a')                  clipped double Q
+    J_Q  = sum_i E[(Q_i(s, a) - y)^2]
+    J_mu = -E[Q_1(s, mu(s))]   every policy_delay critic steps, with the target updates
+
+Exploration adds Gaussian noise N(0, sigma^2) to mu(s) in the normalized action space [-1, 1].
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from agents.loops.off_policy import train_off_policy
+from agents.model_free.off_policy import (
+    OffPolicyConfig,
+    adam,
+    continuous_control_steps,
+    new_replay,
+    polyak_update,
+)
+from agents.protocol import Algorithm
+from models.actors import DeterministicActor
+from models.critics import QEnsemble
+from models.export_heads import ScaledActionHead
+from sim.registry import EnvInfo
+
+
+@dataclass(frozen=True)
+class TD3Config(OffPolicyConfig):
+    """TD3 / DDPG hyperparameters (names as in the paper and Stable-Baselines3)."""
+
+    lr: float = 1e-3
+    """Adam learning rate of actor and critics."""
+    tau: float = 0.005
+    """Polyak weight of the online networks in the target update."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of actor and critics."""
+    activation: str = "relu"
+    """Hidden activation: relu, tanh, elu or silu."""
+    n_critics: int = 2
+    """Critics in the ensemble (DDPG: 1); the target takes their minimum."""
+    policy_delay: int = 2
+    """Critic steps per actor and target step (DDPG: 1)."""
+    target_policy_noise: float = 0.2
+    """sigma~ of the target policy smoothing noise (DDPG: 0)."""
+    target_noise_clip: float = 0.5
+    """c: the smoothing noise is clipped to [-c, c]."""
+    exploration_noise: float = 0.1
+    """sigma of the Gaussian exploration noise, in the [-1, 1] action space."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_critics < 1 or self.policy_delay < 1:
+            raise ValueError("n_critics and policy_delay must be >= 1")
+
+
+def target_policy_smoothing(next_action: Tensor, eps: Tensor, sigma: float, clip: float) -> Tensor:
+    """a' = clip(mu'(s') + clip(sigma eps, -c, c), -1, 1), eps ~ N(0, 1)."""
+    return (next_action + (sigma * eps).clamp(-clip, clip)).clamp(-1.0, 1.0)
+
+
+def td_target(rewards: Tensor, terminated: Tensor, discount: Tensor, next_q: Tensor) -> Tensor:
+    """y = r + discount (1 - d) min_i Q'_i(s', a'), next_q [E, B]."""
+    return rewards + discount * (~terminated).to(rewards.dtype) * next_q.min(0).values
+
+
+def critic_loss(q: Tensor, y: Tensor) -> Tensor:
+    """J_Q = sum_i mean_B (Q_i(s, a) - y)^2 for q [E, B], y [B]."""
+    return (q - y).square().mean(1).sum()
+
+
+def actor_loss(q1_pi: Tensor) -> Tensor:
+    """J_mu = -mean Q_1(s, mu(s)): the deterministic policy gradient (Silver et al. 2014)."""
+    return -q1_pi.mean()
+
+
+class TD3:
+    """TD3 (or DDPG) agent: act, learn from replay batches, save/load, export."""
+
+    def __init__(self, cfg: TD3Config, info: EnvInfo, device: torch.device) -> None:
+        if info.discrete:
+            raise ValueError("TD3 and DDPG need continuous actions")
+        self.cfg, self.info, self.device = cfg, info, device
+        obs_dim, a_dim = info.obs_dim, info.act_dim
+        self.actor = DeterministicActor(obs_dim, a_dim, hidden=cfg.hidden,
+                                        activation=cfg.activation).to(device)
+        self.critic = QEnsemble(obs_dim, a_dim, ensemble_size=cfg.n_critics, hidden=cfg.hidden,
+                                activation=cfg.activation).to(device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # One optimizer: on critic-only steps the actor's grads are None and Adam skips them.
+        self.opt = adam([*self.actor.parameters(), *self.critic.parameters()], cfg.lr)
+        self.replay = new_replay(cfg, info, device)
+        self.updates = 0
+        self._targets = [*self.actor_target.parameters(), *self.critic_target.parameters()]
+        self._online = [*self.actor.parameters(), *self.critic.parameters()]
+        self._last_actor_loss = torch.zeros((), device=device)
+
+    # -- acting ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: Tensor | np.ndarray, *, deterministic: bool = False) -> Tensor:
+        """mu(s) in [-1, 1] for observations [B, obs_dim], plus exploration noise unless
+        deterministic."""
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        a = self.actor(obs)
+        if deterministic:
+            return a
+        return (a + self.cfg.exploration_noise * torch.randn_like(a)).clamp(-1.0, 1.0)
+
+    def explore(self, obs: Tensor, step: int) -> Tensor:
+        return self.act(obs)
+
+    # -- learning -------------------------------------------------------------------------------
+    def losses(self, batch: dict[str, Tensor], *, with_actor: bool = True) -> dict[str, Tensor]:
+        """J_Q and (with_actor) J_mu on one batch, each reaching only its own parameters."""
+        cfg, obs, next_obs = self.cfg, batch["obs"], batch["next_obs"]
+        with torch.no_grad():
+            next_a = self.actor_target(next_obs)
+            if cfg.target_policy_noise > 0:
+                next_a = target_policy_smoothing(next_a, torch.randn_like(next_a),
+                                                 cfg.target_policy_noise, cfg.target_noise_clip)
+            y = td_target(batch["rewards"], batch["terminated"], batch["discount"],
+                          self.critic_target(next_obs, next_a))
+        q = self.critic(obs, batch["actions"])
+        out = {"critic_loss": critic_loss(q, y)}
+        if with_actor:
+            q1_pi = self.critic(obs, self.actor(obs), detach_params=True, member=0)
+            out["actor_loss"] = actor_loss(q1_pi)
+        out["q"] = q.detach().mean()
+        return out
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One critic step; every policy_delay steps also an actor step and the target update."""
+        delayed = (self.updates + 1) % self.cfg.policy_delay == 0
+        terms = self.losses(batch, with_actor=delayed)
+        total = terms["critic_loss"] + terms["actor_loss"] if delayed else terms["critic_loss"]
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        self.updates += 1
+        if delayed:
+            polyak_update(self._targets, self._online, self.cfg.tau)
+            self._last_actor_loss = terms["actor_loss"].detach()
+        terms["actor_loss"] = self._last_actor_loss
+        return {k: v.detach() for k, v in terms.items()}
+
+    # -- state and export -----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "actor_target": self.actor_target.state_dict(),
+                "critic_target": self.critic_target.state_dict(), "updates": self.updates,
+                "last_actor_loss": self._last_actor_loss, "optim": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = int(state["updates"])
+        self._last_actor_loss = state["last_actor_loss"].to(self.device)
+        self.opt.load_state_dict(state["optim"])
+
+    def inference_module(self) -> nn.Module:
+        """obs -> mu(s) scaled to the robot's units, on CPU, for export."""
+        low, high = torch.tensor(self.info.action_low), torch.tensor(self.info.action_high)
+        return ScaledActionHead(None, self.actor, low, high).cpu().eval()
+
+
+DDPG = dict(n_critics=1, policy_delay=1, target_policy_noise=0.0)
+"""What turns TD3 into DDPG (one critic, no delay, no target smoothing)."""
+
+
+def preset(env: str) -> TD3Config:
+    """Per-env defaults; see BENCHMARKS.md for how they compare with Stable-Baselines3."""
+    if env == "pendulum":
+        # RL-Zoo's gamma and lr, but 64x64 networks (cheap on CPU) and 1k instead of 10k random
+        # steps before learning (BENCHMARKS.md).
+        return TD3Config(gamma=0.98, hidden=(64, 64), buffer_size=200_000, learning_starts=1_000)
+    if env == "inverted-pendulum":
+        return TD3Config(buffer_size=100_000, learning_starts=1_000)
+    if env == "halfcheetah":
+        return TD3Config(learning_starts=10_000)
+    return TD3Config()
+
+
+def ddpg_preset(env: str) -> TD3Config:
+    """DDPG: the TD3 preset for `env` with TD3's three additions turned off."""
+    return replace(preset(env), **DDPG)
+
+
+ALGORITHMS = (
+    Algorithm(
+        name="td3", config_cls=TD3Config, preset=preset, make_agent=TD3, loop=train_off_policy,
+        actions=("continuous",), default_steps=continuous_control_steps,
+        description="Twin Delayed DDPG (Fujimoto et al. 2018), off-policy, deterministic.",
+    ),
+    Algorithm(
+        name="ddpg", config_cls=TD3Config, preset=ddpg_preset, make_agent=TD3,
+        loop=train_off_policy, actions=("continuous",), default_steps=continuous_control_steps,
+        description="Deep Deterministic Policy Gradient (Lillicrap et al. 2016): TD3's preset "
+                    "with one critic, no delay, no target smoothing.",
+    ),
+)

@@ -1,0 +1,217 @@
+"""The agent protocols: what every loop may rely on, and how an algorithm registers itself.
+
+Structural types (PEP 544): an agent satisfies a protocol by having its members, not by
+inheriting from it, so an algorithm file stays one readable class (agents/model_free/sac.py).
+A loop is annotated with the protocol it needs and uses nothing else of the agent; a test
+checks every registered algorithm against the protocol of its loop.
+
+    Agent             act, update, state_dict / load_state_dict, inference_module
+    OnPolicyAgent     + a rollout buffer and the pieces of a rollout (PPO-style)
+    OffPolicyAgent    + a replay buffer, exploration, and the loop settings of its config
+    ImitationAgent    + observation statistics, validation and early stopping (BC, DAgger)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sim.registry import EnvInfo
+
+if TYPE_CHECKING:
+    from data.replay import ReplayBuffer
+    from data.rollout import RolloutBuffer
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What every loop, `kinema eval` and `kinema export` use."""
+
+    info: EnvInfo
+    device: torch.device
+
+    def act(self, obs: Tensor | np.ndarray, *, deterministic: bool = False) -> Tensor:
+        """Actions in the env's units ([-1, 1] or indices) for a batch of raw observations."""
+        ...
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One update from a batch of data; the named loss terms, as tensors (no host sync)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nets, counters and normalizers, with the optimizers' state under "optim"."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def inference_module(self) -> nn.Module:
+        """obs (robot units) -> action (robot units), on CPU, for export."""
+        ...
+
+
+@runtime_checkable
+class OnPolicyAgent(Agent, Protocol):
+    """An agent that learns from its own fresh rollouts (agents.loops.on_policy)."""
+
+    @property
+    def buffer(self) -> RolloutBuffer:
+        """The preallocated rollout buffer the loop fills."""
+        ...
+
+    def normalize(self, obs: Tensor, *, update: bool = False) -> Tensor:
+        """The observation as the networks see it; `update` folds it into the statistics."""
+        ...
+
+    def explore(self, obs_n: Tensor) -> tuple[Tensor, Tensor]:
+        """(a ~ pi(.|s), log pi(a|s)) for normalized observations."""
+        ...
+
+    def value(self, obs_n: Tensor) -> Tensor:
+        """V(s) [B] for normalized observations."""
+        ...
+
+    def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor: ...
+
+    def set_lr_fraction(self, frac: float) -> None:
+        """Learning-rate annealing: the fraction of the budget left (a no-op when not annealed)."""
+        ...
+
+    def learn(self) -> dict[str, Tensor]:
+        """All updates on the filled rollout buffer; the mean loss terms."""
+        ...
+
+
+class OffPolicySettings(Protocol):
+    """The fields of an off-policy config the loop reads (agents.model_free.off_policy)."""
+
+    @property
+    def num_envs(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def learning_starts(self) -> int: ...
+
+    @property
+    def train_freq(self) -> int: ...
+
+    @property
+    def gradient_steps(self) -> int: ...
+
+
+@runtime_checkable
+class OffPolicyAgent(Agent, Protocol):
+    """An agent that learns from a replay buffer of past transitions (agents.loops.off_policy)."""
+
+    @property
+    def cfg(self) -> OffPolicySettings: ...
+
+    @property
+    def replay(self) -> ReplayBuffer: ...
+
+    def explore(self, obs: Tensor, step: int) -> Tensor:
+        """The behaviour policy's actions at env step `step` (noise, epsilon-greedy, sampling)."""
+        ...
+
+
+class ImitationSettings(Protocol):
+    """The fields of an imitation config the loops read (agents.imitation.bc)."""
+
+    @property
+    def dataset(self) -> str: ...
+
+    @property
+    def max_episodes(self) -> int | None: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def val_frac(self) -> float: ...
+
+    @property
+    def val_every(self) -> int: ...
+
+
+@runtime_checkable
+class ImitationAgent(Agent, Protocol):
+    """A supervised learner of expert actions (agents.loops.offline, agents.loops.dagger)."""
+
+    @property
+    def cfg(self) -> ImitationSettings: ...
+
+    @property
+    def stopped(self) -> bool:
+        """Early stopping has ended training (validation loss stopped improving)."""
+        ...
+
+    @property
+    def val_loss(self) -> float | None:
+        """The latest validation loss, None before the first check."""
+        ...
+
+    @property
+    def updates(self) -> int:
+        """Gradient updates so far (validation runs every cfg.val_every of them)."""
+        ...
+
+    def set_statistics(self, obs: Tensor) -> None:
+        """Observation statistics from the training split (what the exported policy uses)."""
+        ...
+
+    def validate(self, obs: Tensor, actions: Tensor) -> None:
+        """A validation check: keep the best weights, count checks without improvement."""
+        ...
+
+    def restore_best(self) -> None:
+        """Act with the best-validation weights; training weights are set aside."""
+        ...
+
+    def resume_training(self) -> None:
+        """Undo restore_best before more updates."""
+        ...
+
+    def reset_early_stopping(self) -> None:
+        """A new fit (DAgger's next round) starts its own early-stopping record."""
+        ...
+
+    def reinitialize(self) -> None:
+        """Fresh weights and optimizer, as a new learner would start."""
+        ...
+
+
+class Loop(Protocol):
+    """A training loop: runs until the schedule's budget or target, returns its final state."""
+
+    def __call__(self, agent: Any, envs: Any, run: Any, schedule: Any, *,
+                 resume: dict[str, Any] | None = None,
+                 on_progress: Callable[[Any], None] | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One entry of `kinema train`, declared by its algorithm module beside the preset."""
+
+    name: str
+    config_cls: type
+    preset: Callable[[str], Any]
+    """env name -> default config for that env."""
+    make_agent: Callable[[Any, EnvInfo, torch.device], Agent]
+    """(config, EnvInfo, torch.device) -> agent."""
+    loop: Loop
+    actions: tuple[str, ...]
+    """Action spaces it handles: 'discrete', 'continuous'."""
+    default_steps: Callable[[str], int]
+    """env name -> step budget when --steps is not given."""
+    description: str
+    vector_envs: bool = True
+    """The loop steps `config.num_envs` training envs (False: it builds what it needs itself)."""
+    check: Callable[[Any, str], None] | None = None
+    """(config, env) -> None; raises ValueError on inputs the loop would refuse later (run
+    before the run folder is created, so a mistake leaves nothing behind)."""
