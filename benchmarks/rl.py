@@ -51,12 +51,17 @@ class Task:
     env: str
     target: float | None
     """None: a speed task (train steps/s over SPEED_STEPS), not a time-to-target task."""
-    budget: int
+    budget: int | None
+    """Env steps; None: the algorithm's own default budget for the env (its registration)."""
     eval_every: int
     sb3_algo: str
     sb3_kwargs: dict[str, Any] = field(default_factory=dict)
     sb3_n_envs: int = 1
     sb3_source: str = "RL-Zoo"
+
+    @property
+    def steps(self) -> int:
+        return self.budget or algorithm(self.algo).default_steps(self.env)
 
 
 def _linear(start: float):
@@ -67,15 +72,15 @@ _ZOO_PENDULUM_TD3 = dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000
                          train_freq=1, gradient_steps=1, learning_rate=1e-3,
                          policy_kwargs=dict(net_arch=[400, 300]))
 TASKS: dict[str, Task] = {
-    "ppo-cartpole": Task("ppo", "cartpole", 475, 100_000, 1024, "PPO", dict(
+    "ppo-cartpole": Task("ppo", "cartpole", 475, None, 1024, "PPO", dict(
         n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
         learning_rate=_linear(1e-3), clip_range=_linear(0.2)), sb3_n_envs=8),
-    "sac-pendulum": Task("sac", "pendulum", -200, 20_000, 1000, "SAC", dict(learning_rate=1e-3)),
-    "td3-pendulum": Task("td3", "pendulum", -200, 20_000, 1000, "TD3", _ZOO_PENDULUM_TD3),
-    "ddpg-pendulum": Task("ddpg", "pendulum", -200, 20_000, 1000, "DDPG", _ZOO_PENDULUM_TD3),
-    "sac-inverted-pendulum": Task("sac", "inverted-pendulum", 1000, 50_000, 1000, "SAC", {},
+    "sac-pendulum": Task("sac", "pendulum", -200, None, 1000, "SAC", dict(learning_rate=1e-3)),
+    "td3-pendulum": Task("td3", "pendulum", -200, None, 1000, "TD3", _ZOO_PENDULUM_TD3),
+    "ddpg-pendulum": Task("ddpg", "pendulum", -200, None, 1000, "DDPG", _ZOO_PENDULUM_TD3),
+    "sac-inverted-pendulum": Task("sac", "inverted-pendulum", 1000, None, 1000, "SAC", {},
                                   sb3_source="SB3 defaults (no RL-Zoo entry)"),
-    "dqn-cartpole": Task("dqn", "cartpole", 475, 50_000, 1024, "DQN", dict(
+    "dqn-cartpole": Task("dqn", "cartpole", 475, None, 1024, "DQN", dict(
         learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
         gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
         exploration_fraction=0.16, exploration_final_eps=0.04,
@@ -115,7 +120,7 @@ def run_kinema(task: Task, seed: int, root: Path) -> dict[str, Any]:
     if task.target is None:  # speed: the preset's networks, the shared warm-up
         cfg = dataclasses.replace(cfg, learning_starts=SPEED_STEPS[0])
     clock = _CpuClock()
-    result = train(TrainConfig(algo=task.algo, env=task.env, steps=task.budget, seed=seed,
+    result = train(TrainConfig(algo=task.algo, env=task.env, steps=task.steps, seed=seed,
                                eval_every=SPEED_STEPS[0] if task.target is None
                                else task.eval_every, target_return=task.target,
                                eval_episodes=1 if task.target is None else 10,
@@ -182,7 +187,7 @@ def run_sb3(task: Task, seed: int) -> dict[str, Any]:
                                         **kwargs)
     callback = _sb3_callback(task)
     callback.cpu, callback.t0 = cpu, time.perf_counter()
-    model.learn(total_timesteps=task.budget, callback=callback)
+    model.learn(total_timesteps=task.steps, callback=callback)
     if not callback.done and (not callback.evals or callback.evals[-1][0] < model.num_timesteps):
         callback.point()  # the budget is spent: a last evaluation, as Kinema's loop makes
     return _summary(task, callback.evals)
