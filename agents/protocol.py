@@ -7,8 +7,11 @@ checks every registered algorithm against the protocol of its loop.
 
     Agent             act, update, state_dict / load_state_dict, inference_module
     OnPolicyAgent     + a rollout buffer and the pieces of a rollout (PPO-style)
-    OffPolicyAgent    + a replay buffer, exploration, and the loop settings of its config
+    OffPolicyAgent    + a replay buffer, exploration, and an OffPolicyConfig (loop settings)
     ImitationAgent    + observation statistics, validation and early stopping (BC, DAgger)
+
+The configs named here are imported for annotations only: at run time this module depends on
+nothing of agents/.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from torch import Tensor, nn
 from sim.registry import EnvInfo
 
 if TYPE_CHECKING:
+    from agents.imitation.bc import BCConfig
+    from agents.model_free.off_policy import OffPolicyConfig
     from data.replay import ReplayBuffer
     from data.rollout import RolloutBuffer
 
@@ -86,31 +91,14 @@ class OnPolicyAgent(Agent, Protocol):
         ...
 
 
-class OffPolicySettings(Protocol):
-    """The fields of an off-policy config the loop reads (agents.model_free.off_policy)."""
-
-    @property
-    def num_envs(self) -> int: ...
-
-    @property
-    def batch_size(self) -> int: ...
-
-    @property
-    def learning_starts(self) -> int: ...
-
-    @property
-    def train_freq(self) -> int: ...
-
-    @property
-    def gradient_steps(self) -> int: ...
-
-
 @runtime_checkable
 class OffPolicyAgent(Agent, Protocol):
     """An agent that learns from a replay buffer of past transitions (agents.loops.off_policy)."""
 
     @property
-    def cfg(self) -> OffPolicySettings: ...
+    def cfg(self) -> OffPolicyConfig:
+        """The loop reads num_envs, batch_size, learning_starts, train_freq, gradient_steps."""
+        ...
 
     @property
     def replay(self) -> ReplayBuffer: ...
@@ -120,31 +108,14 @@ class OffPolicyAgent(Agent, Protocol):
         ...
 
 
-class ImitationSettings(Protocol):
-    """The fields of an imitation config the loops read (agents.imitation.bc)."""
-
-    @property
-    def dataset(self) -> str: ...
-
-    @property
-    def max_episodes(self) -> int | None: ...
-
-    @property
-    def batch_size(self) -> int: ...
-
-    @property
-    def val_frac(self) -> float: ...
-
-    @property
-    def val_every(self) -> int: ...
-
-
 @runtime_checkable
 class ImitationAgent(Agent, Protocol):
     """A supervised learner of expert actions (agents.loops.offline, agents.loops.dagger)."""
 
     @property
-    def cfg(self) -> ImitationSettings: ...
+    def cfg(self) -> BCConfig:
+        """The loops read dataset, max_episodes, batch_size, val_frac, val_every."""
+        ...
 
     @property
     def stopped(self) -> bool:

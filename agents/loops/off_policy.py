@@ -34,15 +34,9 @@ def uniform_actions(info: EnvInfo, n: int, device: torch.device) -> Tensor:
     return torch.rand(n, info.act_dim, device=device) * 2.0 - 1.0
 
 
-def train_off_policy(
-    agent: OffPolicyAgent,
-    envs: gym.vector.VectorEnv,
-    run: Run,
-    schedule: Schedule,
-    *,
-    resume: dict[str, Any] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> LoopState:
+def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run,
+                     schedule: Schedule, *, resume: dict[str, Any] | None = None,
+                     on_progress: Callable[[Progress], None] | None = None) -> LoopState:
     """Interleave env steps and replay updates until the budget or the target return."""
     cfg, dev, replay = agent.cfg, agent.device, agent.replay
     N = envs.num_envs

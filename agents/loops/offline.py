@@ -18,7 +18,7 @@ from torch import Tensor
 
 from agents.imitation.scores import reference_returns, score_fields
 from agents.loops.core import Core, LoopState, Progress, Schedule
-from agents.protocol import ImitationAgent, ImitationSettings
+from agents.protocol import ImitationAgent
 from data.dataset import Dataset
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def train_bc(agent: ImitationAgent, envs: gym.vector.VectorEnv | None, run: Run,
              schedule: Schedule, *, resume: dict[str, Any] | None = None,
              on_progress: Callable[[Progress], None] | None = None) -> LoopState:
     """Behavioral cloning on `agent.cfg.dataset`; `schedule.steps` caps the gradient updates."""
-    cfg: ImitationSettings = agent.cfg
+    cfg = agent.cfg
     ds = open_dataset(cfg.dataset, run.env)
     obs, actions = ds.transitions(cfg.max_episodes)
     state = loop_state(resume)

@@ -21,15 +21,9 @@ if TYPE_CHECKING:
     from agents.runs.run import Run
 
 
-def train_on_policy(
-    agent: OnPolicyAgent,
-    envs: gym.vector.VectorEnv,
-    run: Run,
-    schedule: Schedule,
-    *,
-    resume: dict[str, Any] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> LoopState:
+def train_on_policy(agent: OnPolicyAgent, envs: gym.vector.VectorEnv, run: Run,
+                    schedule: Schedule, *, resume: dict[str, Any] | None = None,
+                    on_progress: Callable[[Progress], None] | None = None) -> LoopState:
     """Collect rollouts with `agent.explore`, learn with `agent.learn`, until the budget."""
     dev, buf = agent.device, agent.buffer
     T, N = buf.num_steps, buf.num_envs

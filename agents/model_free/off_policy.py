@@ -46,6 +46,27 @@ class OffPolicyConfig:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
 
 
+@dataclass(frozen=True)
+class ActorCriticConfig(OffPolicyConfig):
+    """The networks and target updates of the continuous-action actor-critics (SAC, TD3/DDPG)."""
+
+    lr: float = 3e-4
+    """Adam learning rate of actor, critics and temperature."""
+    tau: float = 0.005
+    """Polyak weight of the online networks in the target update."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of actor and critics."""
+    activation: str = "relu"
+    """Hidden activation: relu, tanh, elu or silu."""
+    n_critics: int = 2
+    """Critics in the ensemble; the target takes their minimum (clipped double Q; DDPG: 1)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_critics < 1:
+            raise ValueError(f"n_critics must be >= 1, got {self.n_critics}")
+
+
 def continuous_control_steps(env: str) -> int:
     """Default budget of SAC, TD3 and DDPG: enough to solve the small envs, else 1M."""
     return {"pendulum": 20_000, "inverted-pendulum": 50_000}.get(env, 1_000_000)

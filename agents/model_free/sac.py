@@ -29,13 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.off_policy import train_off_policy
-from agents.model_free.off_policy import (
-    OffPolicyConfig,
-    adam,
-    continuous_control_steps,
-    new_replay,
-    polyak_update,
-)
+from agents.model_free import off_policy
+from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
 from models.actors import SquashedGaussianActor
 from models.critics import QEnsemble
@@ -44,19 +39,9 @@ from sim.registry import EnvInfo
 
 
 @dataclass(frozen=True)
-class SACConfig(OffPolicyConfig):
+class SACConfig(ActorCriticConfig):
     """SAC hyperparameters (names as in the paper and Stable-Baselines3)."""
 
-    lr: float = 3e-4
-    """Adam learning rate of actor, critics and temperature."""
-    tau: float = 0.005
-    """Polyak weight of the online critics in the target update."""
-    hidden: tuple[int, ...] = (256, 256)
-    """Hidden layer sizes of actor and critics."""
-    activation: str = "relu"
-    """Hidden activation: relu, tanh, elu or silu."""
-    n_critics: int = 2
-    """Critics in the ensemble; the target takes their minimum (clipped double Q)."""
     init_alpha: float = 1.0
     """Initial temperature alpha."""
     autotune: bool = True
@@ -68,8 +53,9 @@ class SACConfig(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_critics < 1 or self.target_update_interval < 1 or self.init_alpha <= 0:
-            raise ValueError("n_critics and target_update_interval must be >= 1 and init_alpha > 0")
+        if self.target_update_interval < 1 or self.init_alpha <= 0:
+            raise ValueError("target_update_interval must be >= 1 and init_alpha > 0, got "
+                             f"{self.target_update_interval} and {self.init_alpha}")
 
 
 def soft_td_target(
@@ -207,7 +193,7 @@ def preset(env: str) -> SACConfig:
 ALGORITHMS = (
     Algorithm(
         name="sac", config_cls=SACConfig, preset=preset, make_agent=SAC, loop=train_off_policy,
-        actions=("continuous",), default_steps=continuous_control_steps,
+        actions=("continuous",), default_steps=off_policy.continuous_control_steps,
         description="Soft Actor-Critic (Haarnoja et al. 2018), off-policy, maximum entropy.",
     ),
 )

@@ -25,13 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.off_policy import train_off_policy
-from agents.model_free.off_policy import (
-    OffPolicyConfig,
-    adam,
-    continuous_control_steps,
-    new_replay,
-    polyak_update,
-)
+from agents.model_free import off_policy
+from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
 from models.actors import DeterministicActor
 from models.critics import QEnsemble
@@ -40,19 +35,11 @@ from sim.registry import EnvInfo
 
 
 @dataclass(frozen=True)
-class TD3Config(OffPolicyConfig):
+class TD3Config(ActorCriticConfig):
     """TD3 / DDPG hyperparameters (names as in the paper and Stable-Baselines3)."""
 
     lr: float = 1e-3
     """Adam learning rate of actor and critics."""
-    tau: float = 0.005
-    """Polyak weight of the online networks in the target update."""
-    hidden: tuple[int, ...] = (256, 256)
-    """Hidden layer sizes of actor and critics."""
-    activation: str = "relu"
-    """Hidden activation: relu, tanh, elu or silu."""
-    n_critics: int = 2
-    """Critics in the ensemble (DDPG: 1); the target takes their minimum."""
     policy_delay: int = 2
     """Critic steps per actor and target step (DDPG: 1)."""
     target_policy_noise: float = 0.2
@@ -64,8 +51,8 @@ class TD3Config(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_critics < 1 or self.policy_delay < 1:
-            raise ValueError("n_critics and policy_delay must be >= 1")
+        if self.policy_delay < 1:
+            raise ValueError(f"policy_delay must be >= 1, got {self.policy_delay}")
 
 
 def target_policy_smoothing(next_action: Tensor, eps: Tensor, sigma: float, clip: float) -> Tensor:
@@ -203,12 +190,13 @@ def ddpg_preset(env: str) -> TD3Config:
 ALGORITHMS = (
     Algorithm(
         name="td3", config_cls=TD3Config, preset=preset, make_agent=TD3, loop=train_off_policy,
-        actions=("continuous",), default_steps=continuous_control_steps,
+        actions=("continuous",), default_steps=off_policy.continuous_control_steps,
         description="Twin Delayed DDPG (Fujimoto et al. 2018), off-policy, deterministic.",
     ),
     Algorithm(
         name="ddpg", config_cls=TD3Config, preset=ddpg_preset, make_agent=TD3,
-        loop=train_off_policy, actions=("continuous",), default_steps=continuous_control_steps,
+        loop=train_off_policy, actions=("continuous",),
+        default_steps=off_policy.continuous_control_steps,
         description="Deep Deterministic Policy Gradient (Lillicrap et al. 2016): TD3's preset "
                     "with one critic, no delay, no target smoothing.",
     ),

@@ -19,17 +19,7 @@ from agents.model_free.sac import (
     temperature_loss,
 )
 from models.actors import tanh_gaussian_log_prob
-
-
-def _batch(info, B=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    obs_dim, a_dim = info.obs_shape[0], info.action_shape[0]
-    return {"obs": torch.randn(B, obs_dim, generator=g),
-            "actions": torch.rand(B, a_dim, generator=g) * 2 - 1,
-            "rewards": torch.randn(B, generator=g),
-            "next_obs": torch.randn(B, obs_dim, generator=g),
-            "terminated": torch.rand(B, generator=g) < 0.2,
-            "discount": torch.full((B,), 0.99)}
+from tests.agents.model_free.batches import random_batch
 
 
 def test_soft_td_target_hand_computed():
@@ -89,7 +79,7 @@ def test_each_loss_reaches_only_its_own_parameters():
     def grads_after(name):
         for p in [*actor, *critic, agent.log_alpha]:
             p.grad = None
-        agent.losses(_batch(info))[name].backward()
+        agent.losses(random_batch(info))[name].backward()
         return ([p.grad is not None and p.grad.abs().sum() > 0 for p in actor],
                 [p.grad is not None for p in critic], agent.log_alpha.grad is not None)
 
@@ -105,7 +95,7 @@ def test_update_moves_targets_by_polyak_averaging():
     info = sim.spec("pendulum").info
     agent = SAC(SACConfig(hidden=(32, 32), tau=0.1), info, torch.device("cpu"))
     before = [p.clone() for p in agent.critic_target.parameters()]
-    terms = agent.update(_batch(info))
+    terms = agent.update(random_batch(info))
     assert {"critic_loss", "actor_loss", "alpha_loss", "alpha"} <= set(terms)
     assert all(t.requires_grad is False for t in terms.values())
     for old, tgt, new in zip(before, agent.critic_target.parameters(), agent.critic.parameters(),
@@ -129,5 +119,5 @@ def test_twin_critics_are_one_batched_ensemble_and_deterministic_action_is_tanh_
 def test_fixed_temperature_leaves_alpha_alone():
     info = sim.spec("pendulum").info
     agent = SAC(SACConfig(hidden=(16,), autotune=False, init_alpha=0.2), info, torch.device("cpu"))
-    terms = agent.update(_batch(info))
+    terms = agent.update(random_batch(info))
     assert "alpha_loss" not in terms and agent.log_alpha.exp().item() == pytest.approx(0.2)

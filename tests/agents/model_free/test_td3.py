@@ -15,17 +15,7 @@ from agents.model_free.td3 import (
     target_policy_smoothing,
     td_target,
 )
-
-
-def _batch(info, B=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    obs_dim, a_dim = info.obs_shape[0], info.action_shape[0]
-    return {"obs": torch.randn(B, obs_dim, generator=g),
-            "actions": torch.rand(B, a_dim, generator=g) * 2 - 1,
-            "rewards": torch.randn(B, generator=g),
-            "next_obs": torch.randn(B, obs_dim, generator=g),
-            "terminated": torch.rand(B, generator=g) < 0.2,
-            "discount": torch.full((B,), 0.99)}
+from tests.agents.model_free.batches import random_batch
 
 
 def test_target_policy_smoothing_clips_the_noise_then_the_action():
@@ -55,13 +45,13 @@ def test_actor_and_targets_move_only_every_policy_delay_steps():
     actor0 = [p.clone() for p in agent.actor.parameters()]
     target0 = [p.clone() for p in agent.critic_target.parameters()]
     critic0 = [p.clone() for p in agent.critic.parameters()]
-    agent.update(_batch(info, seed=1))
+    agent.update(random_batch(info, seed=1))
     assert all(torch.equal(a, b) for a, b in zip(actor0, agent.actor.parameters(), strict=True))
     assert all(torch.equal(a, b) for a, b in
                zip(target0, agent.critic_target.parameters(), strict=True))
     assert not all(torch.equal(a, b) for a, b in
                    zip(critic0, agent.critic.parameters(), strict=True))
-    agent.update(_batch(info, seed=2))
+    agent.update(random_batch(info, seed=2))
     assert not all(torch.equal(a, b) for a, b in
                    zip(actor0, agent.actor.parameters(), strict=True))
     assert not all(torch.equal(a, b) for a, b in
@@ -71,11 +61,11 @@ def test_actor_and_targets_move_only_every_policy_delay_steps():
 def test_actor_loss_moves_no_critic_weight():
     info = sim.spec("pendulum").info
     agent = TD3(TD3Config(hidden=(32, 32)), info, torch.device("cpu"))
-    agent.losses(_batch(info))["actor_loss"].backward()
+    agent.losses(random_batch(info))["actor_loss"].backward()
     assert all(p.grad is None for p in agent.critic.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
     agent.actor.zero_grad(set_to_none=True)
-    agent.losses(_batch(info), with_actor=False)["critic_loss"].backward()
+    agent.losses(random_batch(info), with_actor=False)["critic_loss"].backward()
     assert all(p.grad is None for p in agent.actor.parameters())
 
 
@@ -86,7 +76,7 @@ def test_ddpg_is_td3_with_one_critic_no_delay_no_smoothing():
     info = sim.spec("pendulum").info
     agent = TD3(cfg, info, torch.device("cpu"))
     actor0 = [p.clone() for p in agent.actor.parameters()]
-    agent.update(_batch(info))
+    agent.update(random_batch(info))
     assert agent.critic(torch.zeros(2, 3), torch.zeros(2, 1)).shape == (1, 2)
     assert not all(torch.equal(a, b) for a, b in zip(actor0, agent.actor.parameters(), strict=True))
 
