@@ -37,7 +37,7 @@ def dlqr(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray,
 
 
 class ScriptedExpert:
-    """Common shape of the scripted experts (see agents/experts.py for the protocol)."""
+    """Common shape of the scripted experts (see agents/experts/base.py for the protocol)."""
 
     render_mode: str | None = None
 

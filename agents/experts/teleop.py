@@ -137,7 +137,7 @@ class KeyboardInput:
 
 
 class Teleop:
-    """The expert protocol (agents/experts.py) over an input source."""
+    """The expert protocol (agents/experts/base.py) over an input source."""
 
     render_mode: str | None = "rgb_array"
 

@@ -3,7 +3,7 @@
 Ross, Gordon & Bagnell (2011), "A Reduction of Imitation Learning and Structured Prediction to
 No-Regret Online Learning", AISTATS; CS285 (Levine, lecture 2: DAgger):
 
-    1. train pi_theta on D (behavioral cloning, agents/bc.py)
+    1. train pi_theta on D (behavioral cloning, agents/imitation/bc.py)
     2. run pi_i = beta_i pi* + (1 - beta_i) pi_theta to get observations D_pi
     3. ask the expert pi* to label D_pi with actions
     4. aggregate D <- D u D_pi, repeat
