@@ -2,26 +2,28 @@
 
 Each step, the env's exact state (sim.get_state) is copied into a private copy of the env, and
 candidate action sequences of length `horizon` are rolled out from it; the first action of the
-best sequence is applied (receding horizon). With iterations = 1 this is random shooting
-(Nagabandi et al. 2018); with more it is the cross-entropy method (Rubinstein 1999; as used for
-planning by Chua et al. 2018): refit a Gaussian (or, for discrete actions, categorical) sampling
-distribution to the `elites` best sequences and sample again. The previous plan, shifted by one
-step, is always among the candidates (warm start), so the plan improves over time rather than
-being drawn afresh each step.
+best sequence is applied (receding horizon). The search is the cross-entropy method of
+agents.model_based.planners (Rubinstein 1999; as used for planning by Chua et al. 2018): with
+iterations = 1 it is random shooting (Nagabandi et al. 2018); with more, a Gaussian (or, for
+discrete actions, categorical) sampling distribution is refit to the `elites` best sequences and
+sampled again. The previous plan, shifted by one step, is always among the candidates (warm
+start), so the plan improves over time rather than being drawn afresh each step.
 
 The cost is samples * horizon * iterations env steps per action: an expert for recording and
-labelling, not a real-time controller (agents/planners.py plans on learned models instead).
+labelling, not a real-time controller (the same planner plans on learned models instead).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, get_type_hints
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 import sim
+from agents.model_based.planners import CEM, CEMConfig, Objective
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,12 @@ class MPCConfig:
     """Initial std of the Gaussian over continuous actions (actions live in [-1, 1])."""
     seed: int = 0
     """Seed of the planner's sampling."""
+    min_std: float = 0.05
+    """Lower bound of the refit std."""
+    momentum: float = 0.0
+    """CEM smoothing alpha: new = alpha * old + (1 - alpha) * elite fit."""
+    keep_incumbent: bool = True
+    """Keep the best sequence so far (and the previous step's plan) among the candidates."""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "samples", "iterations", "elites"):
@@ -49,6 +57,33 @@ class MPCConfig:
                 raise ValueError(f"MPC {name} must be >= 1, got {getattr(self, name)}")
         if self.elites > self.samples:
             raise ValueError(f"MPC elites ({self.elites}) cannot exceed samples ({self.samples})")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"MPC gamma must be in (0, 1], got {self.gamma}")
+        self.cem()  # the planner's own checks of the rest
+
+    def cem(self) -> CEMConfig:
+        """The planner's config."""
+        return CEMConfig(horizon=self.horizon, samples=self.samples, iterations=self.iterations,
+                         elites=self.elites, init_std=self.init_std, min_std=self.min_std,
+                         momentum=self.momentum, keep_incumbent=self.keep_incumbent,
+                         seed=self.seed)
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _coerce(key: str, value: str, kind: type) -> Any:
+    """One 'key=value' option as the field's type says."""
+    if kind is bool:
+        if value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"MPC option {key}={value!r} is not a boolean; use one of "
+                         f"{', '.join(_TRUE + _FALSE)}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"MPC option {key}={value!r} is not a number "
+                         f"({kind.__name__})") from None
 
 
 def mpc_config(env: str, options: str = "", **overrides: Any) -> MPCConfig:
@@ -56,20 +91,20 @@ def mpc_config(env: str, options: str = "", **overrides: Any) -> MPCConfig:
     cfg = {"cartpole": MPCConfig(horizon=25, samples=32, iterations=1),
            "inverted-pendulum": MPCConfig(horizon=15, samples=32, iterations=1)}.get(env,
                                                                                     MPCConfig())
-    known = {f.name: f.type for f in fields(MPCConfig)}
-    for item in filter(None, options.split(",")):
+    hints = get_type_hints(MPCConfig)
+    known = {f.name: hints[f.name] for f in fields(MPCConfig)}
+    parsed: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in options.split(","))):
         key, _, value = item.partition("=")
+        key = key.strip()
         if key not in known:
             raise ValueError(f"unknown MPC option {key!r}; known: {', '.join(known)}")
-        try:
-            overrides[key] = float(value) if known[key] == "float" else int(value)
-        except ValueError:
-            raise ValueError(f"MPC option {key}={value!r} is not a number") from None
-    return replace(cfg, **overrides)
+        parsed[key] = _coerce(key, value.strip(), known[key])
+    return replace(cfg, **{**parsed, **overrides})
 
 
 class SimulatorMPC:
-    """Receding-horizon planner over a copy of the env, set to the real env's state each step."""
+    """Receding-horizon CEM over a copy of the env, set to the real env's state each step."""
 
     render_mode: str | None = None
 
@@ -81,49 +116,30 @@ class SimulatorMPC:
         info = sim.spec(env).info
         self.discrete, self.n = info.discrete, info.n_actions
         self.act_shape = info.action_shape
-        self.rng = np.random.default_rng(cfg.seed)
-        self._plan: np.ndarray | None = None
+        self.planner = CEM(cfg.cem(), action_shape=self.act_shape,
+                           n_actions=self.n if self.discrete else None)
 
     def begin(self, env: gym.Env, obs: np.ndarray) -> bool:
-        self._plan = None
+        self.planner.reset()
         return True
 
     def signal(self) -> str | None:
         return None
 
     def act(self, obs: np.ndarray, env: gym.Env) -> np.ndarray:
-        cfg, H = self.cfg, self.cfg.horizon
-        state = sim.get_state(env)
-        if self.discrete:
-            probs = np.full((H, self.n), 1.0 / self.n)
-        else:
-            mean = np.zeros((H, *self.act_shape))
-            std = np.full_like(mean, cfg.init_std)
-        warm = None if self._plan is None else np.concatenate([self._plan[1:], self._plan[-1:]])
-        best_seq, best_ret = None, -np.inf
-        for it in range(cfg.iterations):
-            if self.discrete:
-                seqs = np.stack([[self.rng.choice(self.n, p=p) for p in probs]
-                                 for _ in range(cfg.samples)])  # [K, H]
-            else:
-                seqs = np.clip(mean + std * self.rng.standard_normal((cfg.samples, *mean.shape)),
-                               -1.0, 1.0).astype(np.float32)  # [K, H, act_dim]
-            if warm is not None and it == 0:
-                seqs[0] = warm
-            elif best_seq is not None:
-                seqs[0] = best_seq  # keep the incumbent: CEM never gets worse across iterations
-            returns = np.array([self._rollout(state, s) for s in seqs])
-            elite = seqs[np.argsort(returns)[-cfg.elites:]]
-            if returns.max() > best_ret:
-                best_ret, best_seq = float(returns.max()), seqs[int(returns.argmax())].copy()
-            if self.discrete:
-                counts = np.stack([(elite == a).mean(0) for a in range(self.n)], -1)
-                probs = 0.9 * counts + 0.1 / self.n  # smoothed so no action dies out early
-            else:
-                mean, std = elite.mean(0), elite.std(0) + 0.05
-        assert best_seq is not None
-        self._plan = best_seq
-        return np.asarray(best_seq[0])
+        plan = self.planner.plan(self._objective(sim.get_state(env)))
+        return plan.action.cpu().numpy()
+
+    def _objective(self, state: dict) -> Objective:
+        """Returns of a population [K, H, ...] from `state`: each rolled out on the copy."""
+
+        def returns(seqs: torch.Tensor) -> torch.Tensor:
+            acts = seqs.cpu().numpy()
+            if not self.discrete:
+                acts = acts.astype(np.float32)
+            return torch.tensor([self._rollout(state, s) for s in acts], dtype=torch.float64)
+
+        return returns
 
     def _rollout(self, state: dict, seq: np.ndarray) -> float:
         """Discounted return of `seq` from `state` on the private copy of the env."""
