@@ -114,7 +114,7 @@ def inference(bundle: Path, module: Any, *, calls: int = 20_000, rounds: int = 1
         for sink, fn in pair if r % 2 == 0 else pair[::-1]:
             sink.append(time_calls(fn, obs, per, warmup=200))
     ort_all, torch_all = np.concatenate(ort_t), np.concatenate(torch_t)
-    out = {"onnxruntime": _pct(ort_all), "torch": _pct(torch_all)}
+    out: dict[str, Any] = {"onnxruntime": _pct(ort_all), "torch": _pct(torch_all)}
     out["torch_over_onnxruntime_p50"] = out["torch"]["p50_us"] / out["onnxruntime"]["p50_us"]
     out["cold"] = _cold(policy, torch_call, obs, calls=max(20, calls // 100))
     return out
@@ -173,10 +173,11 @@ def jitter(bundle: Path, *, rate_hz: float = 500.0, steps: int = 10_000,
     layer = SafetyLayer(policy.contract, watchdog_s=0.1, max_misses=steps + 1)
     load = os.getloadavg()[0]
     report = Runner(policy, NullRobot(policy.obs_dim), layer, rate_hz=rate_hz).run(steps=steps)
-    out = {"rate_hz": rate_hz, "steps": report.steps, "jitter_p99_us": report.jitter_p99_us,
-           "deadline_misses": report.deadline_misses, "step_p99_us": report.latency_p99_us,
-           "wall_s": report.wall_s, "ideal_s": steps / rate_hz, "load_before": load,
-           "load_after": os.getloadavg()[0]}
+    out: dict[str, Any] = {
+        "rate_hz": rate_hz, "steps": report.steps, "jitter_p99_us": report.jitter_p99_us,
+        "deadline_misses": report.deadline_misses, "step_p99_us": report.latency_p99_us,
+        "wall_s": report.wall_s, "ideal_s": steps / rate_hz, "load_before": load,
+        "load_after": os.getloadavg()[0]}
     out["naive_sleep"] = _naive_sleep(policy, policy.obs_dim, rate_hz, naive_steps)
     return out
 

@@ -100,7 +100,8 @@ class _CpuClock:
     """
 
     def __init__(self) -> None:
-        self.start, self.eval_cpu, self.marks = time.process_time(), 0.0, []
+        self.start, self.eval_cpu = time.process_time(), 0.0
+        self.marks: list[float] = []
 
     def wrap(self, evaluate_fn):
         def timed(*args, **kwargs):

@@ -33,7 +33,7 @@ from benchmarks.markdown import write_section as write_markdown_section
 RESULTS = Path("benchmarks/results/sim.json")
 BEGIN, END = "<!-- bench:sim begin -->", "<!-- bench:sim end -->"
 # Every sim-to-real wrapper except action repeat (which changes what one step is).
-SIM2REAL = {"domain_randomization": True, "obs_noise": 0.01, "action_delay": 1,
+SIM2REAL: dict[str, Any] = {"domain_randomization": True, "obs_noise": 0.01, "action_delay": 1,
             "init_perturbation": 0.01}
 
 

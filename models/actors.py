@@ -92,6 +92,8 @@ class ActorCritic(nn.Module):
     reference implementation; the mean is unbounded and the env clips to [-1, 1].
     """
 
+    obs_norm: RunningNorm
+
     def __init__(
         self,
         obs_dim: int,

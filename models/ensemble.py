@@ -37,7 +37,8 @@ class EnsembleLinear(nn.Module):
     ) -> Tensor:
         """`detach_params`: use the weights as constants, so gradients reach only the input.
         `member`: only that member's layer, [B, in] -> [B, out]."""
-        weight, bias = self.weight, self.bias
+        weight: Tensor = self.weight
+        bias: Tensor = self.bias
         if detach_params:
             weight, bias = weight.detach(), bias.detach()
         if member is not None:

@@ -22,6 +22,9 @@ class ScaledActionHead(nn.Module):
     normalizer in the graph.
     """
 
+    low: Tensor
+    high: Tensor
+
     def __init__(
         self, obs_norm: RunningNorm | None, actor: nn.Module, low: Tensor, high: Tensor
     ) -> None:

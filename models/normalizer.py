@@ -14,6 +14,10 @@ class RunningNorm(nn.Module):
     explicit, so evaluation and export never move the statistics.
     """
 
+    mean: Tensor
+    var: Tensor
+    count: Tensor
+
     def __init__(self, shape: tuple[int, ...], *, clip: float = 10.0, eps: float = 1e-8) -> None:
         super().__init__()
         self.clip, self.eps = clip, eps
@@ -44,6 +48,8 @@ class RewardScaler(nn.Module):
     Keeps one discounted-return accumulator per env; an episode end resets its accumulator.
     Training-only: rewards are never part of an exported policy.
     """
+
+    ret: Tensor
 
     def __init__(self, num_envs: int, gamma: float, *, clip: float = 10.0) -> None:
         super().__init__()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -63,7 +64,7 @@ def pendulum(obs: np.ndarray, env: gym.Env) -> np.ndarray:
     a = 3g / 2l, b = 3 / ml^2. With E = thdot^2 / 2 + a cos th, dE/dt = b u thdot, so
     u = k (E* - E) thdot, saturated, drives E to the upright energy E* = a (Astrom & Furuta 2000).
     """
-    u_ = env.unwrapped
+    u_: Any = env.unwrapped  # a MuJoCo env: model, data, frame_skip
     g, m, length, dt, u_max = (float(getattr(u_, k, d)) for k, d in (
         ("g", 10.0), ("m", 1.0), ("l", 1.0), ("dt", 0.05), ("max_torque", 2.0)))
     a, b = 3 * g / (2 * length), 3 / (m * length * length)
@@ -86,7 +87,7 @@ def pendulum(obs: np.ndarray, env: gym.Env) -> np.ndarray:
 # -- cartpole (Gymnasium CartPole-v1, discrete push left/right) -----------------------------------
 def cartpole(obs: np.ndarray, env: gym.Env) -> np.ndarray:
     """Push toward where LQR's continuous force points (Barto et al. 1983 dynamics, linearized)."""
-    u_ = env.unwrapped
+    u_: Any = env.unwrapped  # a MuJoCo env: model, data, frame_skip
     g, mc, mp, half, tau = (float(getattr(u_, k, d)) for k, d in (
         ("gravity", 9.8), ("masscart", 1.0), ("masspole", 0.1), ("length", 0.5), ("tau", 0.02)))
     M = mc + mp
@@ -108,7 +109,7 @@ def mujoco_lqr(obs: np.ndarray, env: gym.Env) -> np.ndarray:
     """LQR about qpos = qvel = 0 on MuJoCo's finite-difference linearization of one env step."""
     import mujoco
 
-    u_ = env.unwrapped
+    u_: Any = env.unwrapped  # a MuJoCo env: model, data, frame_skip
     model, data = u_.model, u_.data
     skip = int(getattr(u_, "frame_skip", getattr(u_, "_n_sub_steps", 1)))  # physics steps per step
 
@@ -183,7 +184,7 @@ def reacher_dm(obs: np.ndarray, env: gym.Env) -> np.ndarray:
     """
     import mujoco
 
-    u_ = env.unwrapped
+    u_: Any = env.unwrapped  # a MuJoCo env: model, data, frame_skip
     model, data = u_.model, u_.data
     jacp = np.zeros((3, model.nv))
     mujoco.mj_jacBody(model, data, jacp, None, mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -90,7 +90,7 @@ class KeyboardInput:
 
             pygame.display.init()
             pygame.joystick.init()
-            self._screen = None
+            self._screen: Any = None  # a pygame Surface once the window opens
         except Exception as e:  # pygame raises its own error type when there is no display
             raise ValueError(f"teleop needs a display for its window ({e}); on a headless "
                              "machine use a scripted input source") from None
@@ -128,7 +128,8 @@ class KeyboardInput:
                 pg.display.set_caption("kinema teleop: Enter start, S stop, Backspace discard, "
                                        "Esc quit")
             surf = pg.surfarray.make_surface(np.ascontiguousarray(frame[..., :3].swapaxes(0, 1)))
-            self._screen.blit(pg.transform.scale(surf, self._screen.get_size()), (0, 0))
+            screen = self._screen
+            screen.blit(pg.transform.scale(surf, screen.get_size()), (0, 0))
             pg.display.flip()
         self._clock.tick(rate_hz)  # the person acts at the env's control rate
 
@@ -193,4 +194,4 @@ class Teleop:
 
 
 def _frame(env: gym.Env) -> np.ndarray | None:
-    return env.render() if env.render_mode == "rgb_array" else None
+    return np.asarray(env.render()) if env.render_mode == "rgb_array" else None

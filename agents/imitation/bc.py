@@ -155,7 +155,7 @@ class BC:
 
     def set_statistics(self, obs: Tensor) -> None:
         """Observation statistics from the training split (what the exported policy uses)."""
-        self.obs_norm = RunningNorm(self.obs_norm.mean.shape).to(self.device)
+        self.obs_norm = RunningNorm(tuple(self.obs_norm.mean.shape)).to(self.device)
         if self.cfg.norm_obs:
             self.obs_norm.update(obs.to(self.device))
         else:

@@ -8,6 +8,7 @@ by the mean return of its demonstrations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,10 +64,12 @@ def reference_returns(env: str, expert_spec: dict[str, Any], demo_returns: np.nd
     return {"random": random_return(env, episodes), "expert": ref}
 
 
-def score_fields(reference: dict[str, float], labels: int) -> Any:
-    """eval_fields for the loop core: the references, the labels and the normalized score."""
+def score_fields(reference: dict[str, float], labels: int, extra: dict[str, Any] | None = None
+                 ) -> Callable[[float], dict[str, Any]]:
+    """eval_fields for the loop core: the references, the labels, the normalized score, and
+    `extra` after them."""
     def fields(return_mean: float) -> dict[str, Any]:
         return {"expert_return": reference["expert"], "random_return": reference["random"],
                 "labels": labels, "normalized_score": expert_normalized_score(
-                    return_mean, reference["random"], reference["expert"])}
+                    return_mean, reference["random"], reference["expert"]), **(extra or {})}
     return fields

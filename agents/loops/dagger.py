@@ -83,10 +83,10 @@ def train_dagger(agent: ImitationAgent, envs: gym.vector.VectorEnv | None, run: 
                 loop.iteration = i
                 core.terms.reset()
                 core.terms.add(logged)
-                scores = score_fields(state["reference"], state["labels"])
-                extra = {"round": i, "beta": beta_schedule(i, cfg.beta_decay)}
+                scores = score_fields(state["reference"], state["labels"],
+                                      {"round": i, "beta": beta_schedule(i, cfg.beta_decay)})
                 core.after_iteration(None, force_eval=True, train_fields={"round": i},
-                                     eval_fields=lambda r, f=scores, x=extra: f(r) | x)
+                                     eval_fields=scores)
             fitted = False
             if loop.step >= schedule.steps or loop.solved_at is not None:
                 return loop

@@ -122,8 +122,11 @@ def train_bc(agent: ImitationAgent, envs: gym.vector.VectorEnv | None, run: Run,
             agent.restore_best()  # the policy kept is the one with the best validation loss
         core.terms.reset()
         core.terms.add(logged)
-        core.after_iteration(None, force_eval=True,
-                             eval_fields=lambda r, s=stopped: scores(r) | {"early_stopped": s})
+
+        def fields(return_mean: float, stopped: bool = stopped) -> dict[str, Any]:
+            return scores(return_mean) | {"early_stopped": stopped}
+
+        core.after_iteration(None, force_eval=True, eval_fields=fields)
         if stopped:
             break
     return loop

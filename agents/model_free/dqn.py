@@ -102,15 +102,15 @@ class DQN:
         if not info.discrete:
             raise ValueError("DQN needs discrete actions")
         self.cfg, self.info, self.device = cfg, info, device
-        self.n_actions = int(info.n_actions)
+        self.n_actions = info.act_dim
         self.q_net = QNetwork(info.obs_dim, self.n_actions, hidden=cfg.hidden,
                               activation=cfg.activation, dueling=cfg.dueling).to(device)
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.opt = adam(self.q_net.parameters(), cfg.lr)
         self.replay = new_replay(cfg, info, device, n_step=cfg.n_step)
         self.updates = 0
-        self._targets = list(self.q_target.parameters())
-        self._online = list(self.q_net.parameters())
+        self._targets: list[Tensor] = list(self.q_target.parameters())
+        self._online: list[Tensor] = list(self.q_net.parameters())
 
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()

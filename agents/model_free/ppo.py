@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.distributions import Categorical
 
 from agents.loops.on_policy import train_on_policy
 from agents.protocol import Algorithm
@@ -26,7 +28,7 @@ from data.returns import gae
 from data.rollout import RolloutBuffer
 from models.actors import ActorCritic
 from models.export_heads import ArgmaxActionHead, ScaledActionHead
-from models.normalizer import RewardScaler
+from models.normalizer import RewardScaler, RunningNorm
 from sim.registry import EnvInfo
 
 
@@ -155,7 +157,9 @@ class PPO:
         d = self.net.dist(obs_n)
         if not deterministic:
             return d.sample()
-        return d.probs.argmax(-1) if self.info.discrete else d.mean.clamp(-1.0, 1.0)
+        if self.info.discrete:
+            return cast(Categorical, d).probs.argmax(-1)
+        return d.mean.clamp(-1.0, 1.0)
 
     def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
         return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
@@ -228,7 +232,7 @@ class PPO:
         return ScaledActionHead(norm, self.net.actor, low, high).cpu().eval()
 
 
-def _identity_norm(norm: nn.Module) -> nn.Module:
+def _identity_norm(norm: RunningNorm) -> RunningNorm:
     """A normalizer with mean 0, var 1 - eps (exact identity up to the clip), for norm_obs=False."""
     ident = copy.deepcopy(norm)
     ident.mean.zero_()

@@ -106,8 +106,8 @@ class SAC:
         self.opt = adam(params + [self.log_alpha] if cfg.autotune else params, cfg.lr)
         self.replay = new_replay(cfg, info, device)
         self.updates = 0
-        self._targets = list(self.critic_target.parameters())
-        self._online = list(self.critic.parameters())
+        self._targets: list[Tensor] = list(self.critic_target.parameters())
+        self._online: list[Tensor] = list(self.critic.parameters())
 
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()

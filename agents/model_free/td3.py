@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,8 +94,9 @@ class TD3:
         self.opt = adam([*self.actor.parameters(), *self.critic.parameters()], cfg.lr)
         self.replay = new_replay(cfg, info, device)
         self.updates = 0
-        self._targets = [*self.actor_target.parameters(), *self.critic_target.parameters()]
-        self._online = [*self.actor.parameters(), *self.critic.parameters()]
+        self._targets: list[Tensor] = [*self.actor_target.parameters(),
+                                       *self.critic_target.parameters()]
+        self._online: list[Tensor] = [*self.actor.parameters(), *self.critic.parameters()]
         self._last_actor_loss = torch.zeros((), device=device)
 
     # -- acting ---------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ class TD3:
         return ScaledActionHead(None, self.actor, low, high).cpu().eval()
 
 
-DDPG = dict(n_critics=1, policy_delay=1, target_policy_noise=0.0)
+DDPG: dict[str, Any] = dict(n_critics=1, policy_delay=1, target_policy_noise=0.0)
 """What turns TD3 into DDPG (one critic, no delay, no target smoothing)."""
 
 

@@ -27,7 +27,7 @@ def evaluate(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     envs = sim.make_vec(env, episodes)
     try:
-        obs, _ = envs.reset(seed=[seed + i for i in range(episodes)])
+        obs, _ = envs.reset(seed=[seed + i for i in range(episodes)])  # type: ignore[arg-type]
         returns = np.zeros(episodes)
         done = np.zeros(episodes, dtype=bool)
         while not done.all():

@@ -53,7 +53,6 @@ class SafetyLayer:
             delta = np.broadcast_to(np.asarray(max_delta, np.float64), (contract.act_dim,))
             if not np.all(np.isfinite(delta) & (delta > 0)):
                 raise ValueError(f"max_delta {max_delta} must be positive finite number(s)")
-            max_delta = delta.copy()
         if watchdog_s is not None and not (math.isfinite(watchdog_s) and watchdog_s > 0):
             raise ValueError(f"watchdog_s is {watchdog_s}; expected a positive number of seconds")
         if max_misses < 1:
@@ -62,7 +61,7 @@ class SafetyLayer:
             raise ValueError(f"warmup_steps is {warmup_steps}; expected 0 or more")
         self.warmup_steps = warmup_steps
         self.contract = contract
-        self.max_delta: np.ndarray | None = max_delta
+        self.max_delta: np.ndarray | None = None if max_delta is None else delta.copy()
         self.watchdog_s = watchdog_s
         self.max_misses = max_misses
         self._low = np.asarray(contract.action_low, np.float64)
