@@ -34,6 +34,7 @@ import numpy as np
 
 from data import manifest as mf
 from data.episode import Episode
+from data.files import fsync_path, fsync_write
 from data.manifest import DatasetError
 
 FORMAT = "kinema-dataset/1"
@@ -133,8 +134,8 @@ class DatasetWriter:
                     _write_episode(f, self.episodes, ep, pixels=pixels)
                     self._meta["total_episodes"] += 1
                     self._meta["total_steps"] += ep.steps
-            mf.fsync_path(tmp_main)
-            mf.fsync_write(tmp_meta, json.dumps(self._meta, indent=1).encode())
+            fsync_path(tmp_main)
+            fsync_write(tmp_meta, json.dumps(self._meta, indent=1).encode())
             mf.commit(self.root, {MAIN_REL: tmp_main, METADATA_REL: tmp_meta},
                       episodes=self.episodes, steps=self.steps)
         except BaseException:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from data.files import TMP_MARK, fsync_path, sha256_bytes, sha256_file, write_atomic
 
 MANIFEST_FORMAT = "kinema-manifest/1"
 MANIFEST_FILE, PENDING_FILE, LOCK_FILE = "manifest.json", ".manifest.pending.json", ".lock"
@@ -38,56 +39,13 @@ class DatasetError(ValueError):
     """A dataset that cannot be written or read; the message names the file and the fault."""
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def staged_path(final: Path) -> Path:
     return final.with_name(f".{final.name}{STAGED_MARK}{os.getpid()}")
 
 
-def fsync_write(path: Path, data: bytes) -> None:
-    """Write and fsync `path`. The one home of the durable-file primitives (fsync_write,
-    fsync_path, write_atomic, sha256_file): data/ sits below agents/, so checkpoints use them
-    too."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's or a folder's entry to disk (folders only where the OS allows it)."""
-    if path.is_dir() and os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _self_hash(body: dict[str, Any]) -> str:
     canon = json.dumps({k: v for k, v in body.items() if k != "manifest_sha256"}, sort_keys=True)
-    return hashlib.sha256(canon.encode()).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old or the new bytes, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fsync_write(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_path(path.parent)
+    return sha256_bytes(canon.encode())
 
 
 def _write_json_atomic(path: Path, body: dict[str, Any]) -> None:
@@ -169,7 +127,7 @@ def recover(root: Path, *, writer: bool) -> None:
     if writer:
         for p in root.rglob(f".*{STAGED_MARK}*"):
             p.unlink()
-        for p in root.glob(".*.tmp-*"):
+        for p in root.glob(f".*{TMP_MARK}*"):  # write_atomic's, left by a crash
             p.unlink()
 
 

@@ -12,7 +12,6 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import sim
 from data.dataset import DatasetWriter
 from data.episode import Episode, EpisodeBuilder
+from data.files import kinema_version
 
 
 @dataclass
@@ -62,13 +62,9 @@ def open_writer(out: Path, env_name: str, env: gym.Env, expert_spec: dict[str, A
             raise ValueError(f"dataset {out} holds {env_of!r} episodes; cannot append {env_name!r}")
         return w
     kind = str(expert_spec.get("kind", "expert"))
-    try:
-        version = metadata.version("kinema")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
     kinema = env_metadata(env_name) | {
         "expert": expert_spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "kinema_version": version}
+        "kinema_version": kinema_version()}
     return DatasetWriter.create(out, observation_space=env.observation_space,
                                 action_space=env.action_space, kinema=kinema,
                                 dataset_id=f"kinema/{env_name}-{kind}-v0", algorithm_name=kind)

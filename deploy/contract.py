@@ -10,17 +10,15 @@ sentence naming the file or field and what was expected. No torch here: the runt
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from data.files import kinema_version, sha256_bytes, write_atomic
 from deploy.joint_state_map import (
     JointField,
     JointStateMapError,
@@ -31,6 +29,9 @@ from deploy.joint_state_map import (
 FORMAT_VERSION = 1
 POLICY_FILE = "policy.onnx"
 CONTRACT_FILE = "contract.json"
+FILE_MODE = 0o644
+"""Bundle files are readable by every user whatever the umask: a robot's runtime user (a ROS
+node) reads what another user exported."""
 
 
 class BundleError(ValueError):
@@ -157,10 +158,10 @@ class Contract:
             raise BundleError(f"{where}: {e}") from None
 
     def save(self, bundle_dir: str | os.PathLike[str]) -> Path:
-        """Write contract.json atomically (temporary file, fsync, rename)."""
+        """Write contract.json atomically (data.files.write_atomic: temp file, fsync, rename)."""
         path = Path(bundle_dir) / CONTRACT_FILE
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        write_atomic(path, text.encode())
+        write_atomic(path, text.encode(), mode=FILE_MODE)
         return path
 
     @classmethod
@@ -322,30 +323,3 @@ def _check_consistent(c: Contract) -> None:
     ):
         raise BundleError(f"quantization metric {c.quantization.metric!r} does not fit a "
                           f"{'discrete' if c.discrete else 'continuous'} policy")
-
-
-def kinema_version() -> str:
-    """The installed package version, or "unknown" when run from a source tree."""
-    try:
-        return metadata.version("kinema")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def sha256_bytes(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()
-
-
-def write_atomic(path: Path, blob: bytes) -> None:
-    """Write to a temporary sibling, fsync, then rename: readers see old or new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; other users (a ROS node) must read it
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

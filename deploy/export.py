@@ -30,15 +30,15 @@ import torch
 from torch import nn
 
 import sim
+from data.files import publish_dir, sha256_bytes, write_atomic
 from deploy import quantize as quant
 from deploy.contract import (
     CONTRACT_FILE,
+    FILE_MODE,
     POLICY_FILE,
     BundleError,
     Contract,
     Quantization,
-    sha256_bytes,
-    write_atomic,
 )
 from deploy.joint_state_map import JointStateMapError, parse_joint_state_map
 from models.normalizer import RunningNorm
@@ -329,38 +329,15 @@ def _check_replaceable(out: Path) -> None:
 
 
 def _write_bundle(out: Path, blob: bytes, contract: Contract) -> None:
-    """Build the bundle in a temporary sibling, then rename it into place."""
+    """Build the bundle in a temporary sibling, then rename it into place (data.files)."""
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; a robot's runtime user must read it
-        write_atomic(tmp / POLICY_FILE, blob)
+        write_atomic(tmp / POLICY_FILE, blob, mode=FILE_MODE)
         contract.save(tmp)
-        _fsync_dir(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(out, old)
-            try:
-                os.rename(tmp, out)
-            except BaseException:
-                os.rename(old, out)
-                raise
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
-        _fsync_dir(out.parent)
+        publish_dir(tmp, out, out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}"))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames durable across power loss (POSIX only; a no-op elsewhere)."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,11 +8,17 @@ the registry is adding `register(EnvSpec(...))` lines in a backend module.
 
 Builders return the bare backend env (no Gymnasium wrappers): `make` owns the whole stack, which
 keeps it short (the registry's overhead is benchmarked) and the same on every backend.
+
+Backend modules register their entries when imported, and they are imported on first need, so
+`import sim` loads no simulator: `spec`/`make` import them in BACKEND_MODULES order (cheapest
+first) only until the name is found (`make("cartpole")` loads none of dm-control, MuJoCo or
+PyBullet), while `names`, an unknown name and `register` import them all.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +28,7 @@ import gymnasium as gym
 
 from sim import sim2real
 from sim.errors import UnknownNameError
+from sim.quiet import quiet_stdout
 from sim.wrappers import FrameStack, NormalizedActions, PixelObservation, StabilityGuard
 
 BACKENDS = ("gymnasium", "mujoco", "dm_control", "pybullet")
@@ -89,8 +96,45 @@ class EnvInfo:
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
+BACKEND_MODULES = ("sim.gymnasium_envs", "sim.dm_control_envs", "sim.bullet_envs")
+"""The modules whose import registers the built-in entries, cheapest import first: Gymnasium's
+(MuJoCo loads only when one of its envs is built), dm-control's (MuJoCo), PyBullet's."""
+_QUIET_MODULES = ("sim.bullet_envs",)
+"""PyBullet prints its build date on import; these are imported under `quiet_stdout`."""
+_loaded: set[str] = set()
+_loading: list[str] = []
+"""Backend modules being imported now (their `register` calls load nothing more)."""
+
+
+def _load(module: str) -> None:
+    """Import one backend module; if that fails, drop what it registered and re-raise."""
+    if module in _loaded:
+        return
+    before = set(_REGISTRY)
+    _loading.append(module)
+    try:
+        if module in _QUIET_MODULES:
+            with quiet_stdout():
+                importlib.import_module(module)
+        else:
+            importlib.import_module(module)
+    except BaseException:
+        for name in set(_REGISTRY) - before:  # a retry re-registers them
+            del _REGISTRY[name]
+        raise
+    finally:
+        _loading.remove(module)
+    _loaded.add(module)
+
+
+def _load_all() -> None:
+    for module in BACKEND_MODULES:
+        _load(module)
+
 
 def register(spec_: EnvSpec) -> None:
+    if not _loading:  # a user's entry: the built-in names must be known to refuse a duplicate
+        _load_all()
     if spec_.name in _REGISTRY:
         raise ValueError(f"environment {spec_.name!r} is registered twice")
     _REGISTRY[spec_.name] = spec_
@@ -100,14 +144,20 @@ def names(tag: str | None = None) -> list[str]:
     """Registered names, optionally only those carrying `tag`."""
     if tag is not None and tag not in TAGS:
         raise UnknownNameError("tag", tag, TAGS)
+    _load_all()
     return sorted(n for n, s in _REGISTRY.items() if tag is None or tag in s.tags)
 
 
 def spec(name: str) -> EnvSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("environment", name, _REGISTRY) from None
+    found = _REGISTRY.get(name)
+    for module in BACKEND_MODULES:
+        if found is not None:
+            return found
+        _load(module)
+        found = _REGISTRY.get(name)
+    if found is None:
+        raise UnknownNameError("environment", name, _REGISTRY)
+    return found
 
 
 _WRAPPER_OPTIONS = ("max_episode_steps", "frame_stack", "pixel_size", *sim2real.OPTIONS)

@@ -12,7 +12,7 @@ is fsynced, the folder is renamed into place and the parent fsynced, and only th
 replaced (temp file + os.replace). A crash at any moment leaves LATEST naming a complete
 checkpoint. Leftover `.tmp-*` folders are never read and are removed by the next save; one
 writer per run is assumed. Loading never unpickles: tensors come from safetensors, the rest
-from JSON (see agents/_tree.py; tuples come back as tuples, int dict keys as ints).
+from JSON (see agents/runs/tree.py; tuples come back as tuples, int dict keys as ints).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agents.runs.tree import TreeError, decode, encode
-from data.manifest import fsync_path, fsync_write, sha256_file, write_atomic
+from data.files import fsync_path, fsync_write, publish_dir, sha256_file, write_atomic
 
 FORMAT = "kinema-checkpoint/1"
 MODEL_FILE, OPTIM_FILE, STATE_FILE = "model.safetensors", "optim.safetensors", "state.json"
@@ -70,17 +70,11 @@ def save_checkpoint(run_dir: Path, step: int, state: dict, keep_last: int | None
             hashes[name] = sha256_file(tmp / name)
         meta = {"format": FORMAT, "step": step, "files": hashes, "tree": tree}
         fsync_write(tmp / STATE_FILE, json.dumps(meta, allow_nan=False, indent=1).encode())
-        fsync_path(tmp)
-        if final.exists():  # a directory cannot be renamed over a full one: move it aside first
-            os.replace(final, old)
-        os.replace(tmp, final)
-        fsync_path(root)
+        publish_dir(tmp, final, old)  # a step saved again replaces the folder; readers find the
+        # previous copy under .old-<step>-<pid> while it is moved aside (see _folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not final.exists():
-            os.replace(old, final)
         raise
-    shutil.rmtree(old, ignore_errors=True)
     write_atomic(run_dir / "LATEST", f"checkpoints/{step}\n".encode())
     if keep_last is not None:
         older = sorted((s for s in _complete_steps(root) if s < step), reverse=True)

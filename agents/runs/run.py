@@ -4,7 +4,7 @@
       config.json     {"env", "algo", "created", "kinema_version", "git_commit", "config"}
       metrics.jsonl   one JSON object per log point, always with "step" and "wall_time"
       tb/             TensorBoard events of the numeric values
-      checkpoints/, LATEST   see agents/checkpoint.py
+      checkpoints/, LATEST   see agents/runs/checkpoint.py
 
 `config` is kept apart from the metadata inside config.json so that `Run.config` is exactly
 what the caller gave (after a JSON round trip) and can rebuild the config dataclass. Metrics are
@@ -21,7 +21,6 @@ import re
 import subprocess
 import time
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 from agents.runs.checkpoint import latest_step, load_checkpoint, save_checkpoint
-from data.manifest import write_atomic
+from data.files import kinema_version, write_atomic
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -70,7 +69,7 @@ class Run:
             raise RunError(f"config must be a dict, got a {type(config).__name__}")
         now = _now()
         meta = {"env": env, "algo": algo, "created": now.isoformat(timespec="seconds"),
-                "kinema_version": _version(), "git_commit": _git_commit(), "config": config}
+                "kinema_version": kinema_version(), "git_commit": _git_commit(), "config": config}
         try:
             text = json.dumps(meta, indent=2) + "\n"
         except (TypeError, ValueError) as e:
@@ -199,7 +198,7 @@ class Run:
     def load(
         self, step: int | None = None, map_location: str | torch.device = "cpu"
     ) -> tuple[int, dict]:
-        """(step, state) of a checkpoint, LATEST by default (agents.runs.checkpoint.load_checkpoint)."""
+        """(step, state) of a checkpoint, LATEST by default (see load_checkpoint)."""
         return load_checkpoint(self._path, step, map_location=map_location)
 
     def latest_step(self) -> int | None:
@@ -274,12 +273,6 @@ def _drop_torn_tail(path: Path) -> None:
         f.seek(0)
         f.truncate(f.read().rfind(b"\n") + 1)
 
-
-def _version() -> str:
-    try:
-        return metadata.version("kinema")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _git_commit() -> str | None:

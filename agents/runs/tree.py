@@ -40,10 +40,44 @@ def encode(
     which safetensors requires. A CPU tensor that already is such is used as is: replay
     buffers can be large, and saving is synchronous, so a second copy would only cost memory.
     """
-    tensors: dict[str, dict[str, torch.Tensor]] = {}
-    storages: set[int] = set()
+    enc = _Encoder(route)
+    return enc.node(tree, ()), enc.tensors
 
-    def leaf(t: torch.Tensor, path: Path_) -> dict[str, Any]:
+
+class _Encoder:
+    """One encoding pass: the tensors found so far, by file, and the storages they use."""
+
+    def __init__(self, route: Callable[[Path_], str]) -> None:
+        self.route = route
+        self.tensors: dict[str, dict[str, torch.Tensor]] = {}
+        self.storages: set[int] = set()
+
+    def node(self, node: Any, path: Path_) -> Any:
+        if isinstance(node, torch.Tensor):
+            return self.leaf(node, path)
+        if node is None or isinstance(node, bool | int | str):
+            return node
+        if isinstance(node, float):
+            return node if math.isfinite(node) else {"$float": repr(node)}
+        if isinstance(node, list):
+            return [self.node(v, (*path, i)) for i, v in enumerate(node)]
+        if isinstance(node, tuple):
+            return {"$tuple": [self.node(v, (*path, i)) for i, v in enumerate(node)]}
+        if isinstance(node, dict):
+            return self.mapping(node, path)
+        raise TypeError(f"cannot checkpoint the {type(node).__name__} at {_show(path)}; leaves "
+                        "must be torch tensors or JSON values (int, float, bool, str, None)")
+
+    def mapping(self, node: dict, path: Path_) -> Any:
+        if all(isinstance(k, str) and not k.startswith("$") for k in node):
+            return {k: self.node(v, (*path, k)) for k, v in node.items()}
+        for k in node:
+            if not isinstance(k, str | int):
+                raise TypeError(f"cannot checkpoint the {type(k).__name__} key {k!r} at "
+                                f"{_show(path)}; keys must be str or int")
+        return {"$dict": [[k, self.node(v, (*path, k))] for k, v in node.items()]}
+
+    def leaf(self, t: torch.Tensor, path: Path_) -> dict[str, Any]:
         if t.layout != torch.strided:
             raise TypeError(f"cannot checkpoint the {t.layout} tensor at {_show(path)}; "
                             "make it dense first")
@@ -51,11 +85,11 @@ def encode(
         ptr = t.untyped_storage().data_ptr()
         whole = t.storage_offset() == 0 and t.untyped_storage().nbytes() == t.nbytes
         if not (t.device.type == "cpu" and t.is_contiguous() and whole and ptr
-                and ptr not in storages):
+                and ptr not in self.storages):
             t = t.to("cpu", copy=True, memory_format=torch.contiguous_format)
-        storages.add(t.untyped_storage().data_ptr())
-        file = route(path)
-        names = tensors.setdefault(file, {})
+        self.storages.add(t.untyped_storage().data_ptr())
+        file = self.route(path)
+        names = self.tensors.setdefault(file, {})
         key = base = "/".join(str(p) for p in path)
         n = 1
         while key in names:  # "a.b" and ("a", "b") may join to the same name
@@ -63,30 +97,6 @@ def encode(
             key = f"{base}#{n}"
         names[key] = t
         return {"$tensor": {"file": file, "key": key}}
-
-    def enc(node: Any, path: Path_) -> Any:
-        if isinstance(node, torch.Tensor):
-            return leaf(node, path)
-        if node is None or isinstance(node, bool | int | str):
-            return node
-        if isinstance(node, float):
-            return node if math.isfinite(node) else {"$float": repr(node)}
-        if isinstance(node, list):
-            return [enc(v, (*path, i)) for i, v in enumerate(node)]
-        if isinstance(node, tuple):
-            return {"$tuple": [enc(v, (*path, i)) for i, v in enumerate(node)]}
-        if isinstance(node, dict):
-            if all(isinstance(k, str) and not k.startswith("$") for k in node):
-                return {k: enc(v, (*path, k)) for k, v in node.items()}
-            for k in node:
-                if not isinstance(k, str | int):
-                    raise TypeError(f"cannot checkpoint the {type(k).__name__} key {k!r} at "
-                                    f"{_show(path)}; keys must be str or int")
-            return {"$dict": [[k, enc(v, (*path, k))] for k, v in node.items()]}
-        raise TypeError(f"cannot checkpoint the {type(node).__name__} at {_show(path)}; leaves "
-                        "must be torch tensors or JSON values (int, float, bool, str, None)")
-
-    return enc(tree, ()), tensors
 
 
 def decode(obj: Any, tensors: dict[str, dict[str, torch.Tensor]]) -> Any:
