@@ -283,29 +283,8 @@ def _describe(kind: Any) -> str:
 
 def _check_consistent(c: Contract) -> None:
     """Cross-field rules; a contract that breaks one would let a runner misread the graph."""
-    if c.obs_dim < 1 or len(c.obs_names) != c.obs_dim:
-        raise BundleError(f"obs_names has {len(c.obs_names)} names but obs_dim is {c.obs_dim}")
-    if c.act_dim < 1 or len(c.action_names) != c.act_dim:
-        raise BundleError(
-            f"action_names has {len(c.action_names)} names but act_dim is {c.act_dim}"
-        )
-    for name in ("action_low", "action_high", "safe_action"):
-        if len(getattr(c, name)) != c.act_dim:
-            raise BundleError(f"{name} has {len(getattr(c, name))} values; expected {c.act_dim}")
-    if any(lo > hi for lo, hi in zip(c.action_low, c.action_high, strict=True)):
-        raise BundleError("action_low must be <= action_high in every dimension")
-    bounds = zip(c.action_low, c.safe_action, c.action_high, strict=True)
-    if any(not lo <= s <= hi for lo, s, hi in bounds):
-        raise BundleError(f"safe_action {list(c.safe_action)} lies outside the action bounds")
-    if c.discrete:
-        if c.n_actions is None or c.n_actions < 1 or c.act_dim != 1:
-            raise BundleError("a discrete contract needs n_actions >= 1 and act_dim 1")
-        if c.action_low != (0.0,) or c.action_high != (float(c.n_actions - 1),):
-            raise BundleError(f"discrete bounds must be [0] and [{c.n_actions - 1}]")
-        if c.safe_action[0] != round(c.safe_action[0]):
-            raise BundleError(f"discrete safe_action {c.safe_action[0]} is not an action index")
-    elif c.n_actions is not None:
-        raise BundleError("n_actions must be null for a continuous contract")
+    _check_shapes(c)
+    _check_actions(c)
     if not c.rate_hz > 0:
         raise BundleError(f"rate_hz is {c.rate_hz}; expected a positive control rate")
     if len(c.policy_sha256) != 64 or any(ch not in "0123456789abcdef" for ch in c.policy_sha256):
@@ -323,3 +302,34 @@ def _check_consistent(c: Contract) -> None:
     ):
         raise BundleError(f"quantization metric {c.quantization.metric!r} does not fit a "
                           f"{'discrete' if c.discrete else 'continuous'} policy")
+
+
+def _check_shapes(c: Contract) -> None:
+    """Names and per-dimension lists agree with obs_dim and act_dim."""
+    if c.obs_dim < 1 or len(c.obs_names) != c.obs_dim:
+        raise BundleError(f"obs_names has {len(c.obs_names)} names but obs_dim is {c.obs_dim}")
+    if c.act_dim < 1 or len(c.action_names) != c.act_dim:
+        raise BundleError(
+            f"action_names has {len(c.action_names)} names but act_dim is {c.act_dim}"
+        )
+    for name in ("action_low", "action_high", "safe_action"):
+        if len(getattr(c, name)) != c.act_dim:
+            raise BundleError(f"{name} has {len(getattr(c, name))} values; expected {c.act_dim}")
+    if any(lo > hi for lo, hi in zip(c.action_low, c.action_high, strict=True)):
+        raise BundleError("action_low must be <= action_high in every dimension")
+    bounds = zip(c.action_low, c.safe_action, c.action_high, strict=True)
+    if any(not lo <= s <= hi for lo, s, hi in bounds):
+        raise BundleError(f"safe_action {list(c.safe_action)} lies outside the action bounds")
+
+
+def _check_actions(c: Contract) -> None:
+    """A discrete contract is one index in [0, n_actions - 1]; a continuous one has no n."""
+    if c.discrete:
+        if c.n_actions is None or c.n_actions < 1 or c.act_dim != 1:
+            raise BundleError("a discrete contract needs n_actions >= 1 and act_dim 1")
+        if c.action_low != (0.0,) or c.action_high != (float(c.n_actions - 1),):
+            raise BundleError(f"discrete bounds must be [0] and [{c.n_actions - 1}]")
+        if c.safe_action[0] != round(c.safe_action[0]):
+            raise BundleError(f"discrete safe_action {c.safe_action[0]} is not an action index")
+    elif c.n_actions is not None:
+        raise BundleError("n_actions must be null for a continuous contract")

@@ -81,6 +81,15 @@ class Runner:
         self.period = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.spin_s = spin_s
 
+    def _stop_robot(self, *, safe_first: bool) -> None:
+        """End of a run: the safe action first when the last command was not already it (a
+        latched stop or Ctrl-C), then the robot's own safe stop, whatever happens."""
+        try:
+            if safe_first:
+                self.robot.send(self.safety.safe_action)
+        finally:
+            self.robot.safe_stop()
+
     def run(self, steps: int | None = None, episodes: int | None = None) -> RunReport:
         """Run until `steps` steps or `episodes` finished episodes (whichever comes first),
         a latched stop, or Ctrl-C; with neither limit, until a stop."""
@@ -132,11 +141,8 @@ class Runner:
         except KeyboardInterrupt:
             stop_reason = INTERRUPTED
         finally:
-            try:
-                if (safety.latched or stop_reason == INTERRUPTED) and not sent_safe:
-                    robot.send(safety.safe_action)
-            finally:
-                robot.safe_stop()
+            self._stop_robot(safe_first=not sent_safe and (
+                safety.latched or stop_reason == INTERRUPTED))
         wall = time.perf_counter() - start
         if safety.reason is not None:
             stop_reason = safety.reason
