@@ -1,6 +1,6 @@
 """`kinema ros BUNDLE` and `kinema ros-sim ENV`: the ROS 2 subcommands.
 
-Kept apart from kinema/cli.py so those commands import neither torch nor agents: a robot
+Torch-free (kinema/cli.py): these commands import neither torch nor agents, so a robot
 computer with the runtime and the `ros` extra runs them without the training stack.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kinema.args import positive_float, positive_int
 from kinema.output import emit, err_console
 
 TOPIC_OPTIONS = (
@@ -26,9 +26,7 @@ DEFAULT_TOPICS = {"observation": "/kinema/observation", "joint-states": "/joint_
                   "status": "/kinema/status"}
 
 
-def add_parsers(
-    sub: Any, positive_int: Callable[[str], int], positive_float: Callable[[str], float]
-) -> None:
+def add_parser(sub: Any) -> None:
     """Add `ros` and `ros-sim` to the `kinema` subparsers."""
     n = sub.add_parser("ros", help="serve a bundle as a ROS 2 node (needs the ros extra)",
                        description="Subscribe observations, publish commands at the contract's "
@@ -57,6 +55,7 @@ def add_parsers(
     n.add_argument("--steps", type=positive_int, help="stop after N policy steps")
     n.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     n.add_argument("--json", action="store_true", help="print the final status as JSON")
+    n.set_defaults(handler=cmd_ros)
 
     s = sub.add_parser("ros-sim", help="play a simulated robot over ROS 2 (needs the ros extra)",
                        description="Publish the env's observations and apply commands at the "
@@ -73,6 +72,7 @@ def add_parsers(
     s.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     s.add_argument("--seed", type=int, default=0, help="seed of the simulated robot (default 0)")
     s.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    s.set_defaults(handler=cmd_ros_sim)
 
 
 def _topic_options(p: argparse.ArgumentParser, estop: bool = True) -> None:

@@ -1,0 +1,54 @@
+"""`kinema bench rl|sim|deploy`: side-by-side benchmarks against peers (benchmarks/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from kinema.output import err_console
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
+    b.add_argument("name", choices=("rl", "sim", "deploy"), help="rl: SAC/TD3/DDPG/DQN/PPO "
+                   "beside Stable-Baselines3, time and steps to a target return; sim: env step "
+                   "rates, raw backends vs sim.make, and vector-env scaling; deploy: inference "
+                   "(onnxruntime vs torch), runner step, 500 Hz jitter, ROS 2 round trip")
+    b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
+    b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    b.add_argument("--libs", default="kinema,sb3", help="kinema, sb3 or both (default both)")
+    b.add_argument("--results", type=Path, default=Path("benchmarks/results/rl.json"),
+                   help="JSON file the results are merged into (default %(default)s)")
+    b.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"),
+                   help="report file whose section is rewritten (default %(default)s)")
+    b.set_defaults(handler=main)
+    return b
+
+
+def main(a: argparse.Namespace) -> None:
+    import json
+
+    if a.name == "deploy":
+        from benchmarks import deploy as deploy_bench
+
+        result = deploy_bench.run(markdown=a.markdown,
+                                  log=lambda m: err_console.print(m, markup=False))
+        print(deploy_bench.report(result))
+        return
+    if a.name == "sim":
+        from benchmarks import sim as sim_bench
+
+        print(sim_bench.report(sim_bench.run(markdown=a.markdown)))
+        return
+    from benchmarks import rl
+
+    def names(text: str) -> list[str]:
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    seeds = names(a.seeds)
+    if not all(s.lstrip("-").isdigit() for s in seeds):
+        raise ValueError(f"--seeds {a.seeds!r} is not a comma-separated list of integers")
+    rl.run(names(a.tasks) if a.tasks else list(rl.TASKS), [int(s) for s in seeds],
+           names(a.libs), results=a.results, markdown=a.markdown)
+    print(rl.report(json.loads(a.results.read_text())))
