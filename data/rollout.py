@@ -22,14 +22,14 @@ class RolloutBuffer:
         *, discrete: bool, device: torch.device,
     ) -> None:
         T, N = num_steps, num_envs
-        f32 = dict(dtype=torch.float32, device=device)
-        self.obs = torch.zeros(T, N, obs_dim, **f32)
+        f32 = torch.float32
+        self.obs = torch.zeros(T, N, obs_dim, dtype=f32, device=device)
         act_dtype = torch.long if discrete else torch.float32
         self.actions = torch.zeros(T, N, *act_shape, dtype=act_dtype, device=device)
-        self.logp = torch.zeros(T, N, **f32)
-        self.values = torch.zeros(T, N, **f32)
-        self.rewards = torch.zeros(T, N, **f32)
-        self.next_values = torch.zeros(T, N, **f32)
+        self.logp = torch.zeros(T, N, dtype=f32, device=device)
+        self.values = torch.zeros(T, N, dtype=f32, device=device)
+        self.rewards = torch.zeros(T, N, dtype=f32, device=device)
+        self.next_values = torch.zeros(T, N, dtype=f32, device=device)
         self.terminated = torch.zeros(T, N, dtype=torch.bool, device=device)
         self.ended = torch.zeros(T, N, dtype=torch.bool, device=device)
         self.num_steps, self.num_envs = T, N

@@ -21,8 +21,9 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import gymnasium as gym
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -105,6 +106,8 @@ def export_bundle(
             joint_map = parse_joint_state_map(joint_state_map, obs_dim)
         except JointStateMapError as e:
             raise ExportError(f"joint_state_map {e}") from None
+    low: tuple[float, ...]
+    high: tuple[float, ...]
     if info.discrete:
         assert info.n_actions is not None
         act_dim, low, high = 1, (0.0,), (float(info.n_actions - 1),)
@@ -181,8 +184,9 @@ def parity_observations(
     """
     e = sim.make(env)
     try:
-        lo = np.asarray(e.observation_space.low, np.float64)
-        hi = np.asarray(e.observation_space.high, np.float64)
+        space = cast(gym.spaces.Box, e.observation_space)  # sim.make's observations are a Box
+        lo = np.asarray(space.low, np.float64)
+        hi = np.asarray(space.high, np.float64)
     finally:
         e.close()
     obs_dim = lo.shape[0]

@@ -126,7 +126,7 @@ class BulletPhysics:
 class BulletTask(gym.Env):
     """Base of our PyBullet tasks (see module doc). Subclasses set the class constants."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 50}
     timestep: ClassVar[float] = 1.0 / 240.0
     n_substeps: ClassVar[int] = 4
     joint_damping_nominal: ClassVar[float] = 0.0

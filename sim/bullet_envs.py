@@ -9,6 +9,7 @@ view (link masses, friction, joint damping, and the robot's `power` as its actua
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -26,10 +27,16 @@ from sim.registry import EnvSpec, register
 class _Locomotion:
     """Mixin for pybullet_envs_gymnasium.WalkerBaseBulletEnv subclasses."""
 
+    # Set by the WalkerBaseBulletEnv this mixin precedes (the first reset connects the client).
+    physicsClientId: int
+    robot: Any  # a robot_locomotors.WalkerBase
+    _p: Any  # the pybullet_utils BulletClient
+
     # Connection and in-memory state ids belong to this process's client, never to a snapshot.
     _state_exclude = ("physicsClientId", "ownsPhysicsClient", "stateId")
     dt = 0.0165  # the stadium scene's timestep 0.0165/4 times frame_skip 4
 
+    # The ignores on super() calls: at run time super() is the library env; mypy sees object.
     def __init__(self, render_mode: str | None = None, width: int = 320, height: int = 240):
         super().__init__(render_mode=render_mode)  # type: ignore[call-arg]
         self._render_width, self._render_height = width, height
@@ -86,23 +93,26 @@ class _Locomotion:
                 self._p.changeDynamics(b, j, jointDamping=float(d))
 
 
-class HalfCheetahBullet(_Locomotion, loco.HalfCheetahBulletEnv):
+# The mixin's reset keeps gym.Env's keyword-only signature; the library's untyped reset also
+# takes seed and options positionally, which mypy reports as an incompatible combination.
+class HalfCheetahBullet(_Locomotion, loco.HalfCheetahBulletEnv):  # type: ignore[misc]
     pass
 
 
-class AntBullet(_Locomotion, loco.AntBulletEnv):
+class AntBullet(_Locomotion, loco.AntBulletEnv):  # type: ignore[misc]
     pass
 
 
-class HopperBullet(_Locomotion, loco.HopperBulletEnv):
+class HopperBullet(_Locomotion, loco.HopperBulletEnv):  # type: ignore[misc]
     pass
 
 
-class Walker2DBullet(_Locomotion, loco.Walker2DBulletEnv):
+class Walker2DBullet(_Locomotion, loco.Walker2DBulletEnv):  # type: ignore[misc]
     pass
 
 
-def _build(cls: type[gym.Env], *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+def _build(cls: Callable[..., gym.Env], *, render_mode: str | None = None,
+           **kwargs: Any) -> gym.Env:
     return cls(render_mode=render_mode, **kwargs)
 
 

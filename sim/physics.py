@@ -14,7 +14,7 @@ moves its bias), so `restore` puts back the exact bits.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -54,7 +54,7 @@ class Physics(Protocol):
 class MujocoPhysics:
     """A MuJoCo model: body masses (with inertias), sliding friction, dof damping, actuator gain."""
 
-    parameters = PARAMETERS
+    parameters: tuple[str, ...] = PARAMETERS
 
     def __init__(self, model: Any, data: Any, observe: Callable[[], Any]) -> None:
         import mujoco
@@ -116,7 +116,7 @@ class MujocoPhysics:
 class CartPolePhysics:
     """Gymnasium's CartPole-v1: cart and pole masses, force magnitude as the actuator gain."""
 
-    parameters = ("mass", "gain")
+    parameters: tuple[str, ...] = ("mass", "gain")
 
     def __init__(self, env: Any) -> None:
         self.env = env
@@ -154,7 +154,7 @@ class CartPolePhysics:
 class PendulumPhysics:
     """Gymnasium's Pendulum-v1: the bob's mass (its torque limit is the action bound: no gain)."""
 
-    parameters = ("mass",)
+    parameters: tuple[str, ...] = ("mass",)
 
     def __init__(self, env: Any) -> None:
         self.env = env
@@ -190,7 +190,9 @@ def physics_of(env: gym.Env) -> Physics:
     from gymnasium.envs.mujoco import MujocoEnv
 
     if isinstance(env, MujocoEnv):
-        return MujocoPhysics(env.model, env.data, env._get_obs)
+        # Every Gymnasium MuJoCo task defines _get_obs; MujocoEnv itself does not declare it.
+        observe: Callable[[], Any] = cast(Any, env)._get_obs
+        return MujocoPhysics(env.model, env.data, observe)
     if isinstance(env, CartPoleEnv):
         return CartPolePhysics(env)
     if isinstance(env, PendulumEnv):

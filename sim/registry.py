@@ -22,7 +22,7 @@ import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 
@@ -91,7 +91,9 @@ class EnvInfo:
     @property
     def act_dim(self) -> int:
         """Width of the action vector networks produce (discrete: the number of actions)."""
-        return int(self.n_actions) if self.discrete else int(math.prod(self.action_shape))
+        if self.discrete:  # a discrete entry always has n_actions
+            return int(cast(int, self.n_actions))
+        return int(math.prod(self.action_shape))
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -242,12 +244,13 @@ def _info(name: str) -> EnvInfo:
         obs_space, act_space = env.observation_space, env.action_space
         discrete = isinstance(act_space, gym.spaces.Discrete)
         raw = env.get_wrapper_attr("raw_action_space") if not discrete else None
+        # Every entry's spaces have a shape: Box observations, Box or Discrete actions.
         return EnvInfo(
-            obs_shape=tuple(obs_space.shape),
+            obs_shape=tuple(cast(tuple[int, ...], obs_space.shape)),
             obs_dtype=str(obs_space.dtype),
             discrete=discrete,
-            action_shape=() if discrete else tuple(act_space.shape),
-            n_actions=int(act_space.n) if discrete else None,
+            action_shape=() if discrete else tuple(cast(tuple[int, ...], act_space.shape)),
+            n_actions=int(act_space.n) if isinstance(act_space, gym.spaces.Discrete) else None,
             action_low=None if raw is None else tuple(float(x) for x in raw.low.ravel()),
             action_high=None if raw is None else tuple(float(x) for x in raw.high.ravel()),
             dt=float(_control_dt(env)),

@@ -165,7 +165,7 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.k = int(k)
         space = env.action_space
         self._box = isinstance(space, gym.spaces.Box)
-        shape = space.shape if self._box else ()
+        shape = space.shape if isinstance(space, gym.spaces.Box) else ()
         dtype = np.float32 if self._box else np.int64
         self.queue = np.zeros((self.k, *shape), dtype=dtype)  # oldest first; a plain attribute
 

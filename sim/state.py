@@ -12,7 +12,7 @@ floats round-trip exactly through JSON (shortest repr), so restoring gives the s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, TypeGuard, cast
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +25,19 @@ _SCALARS = (bool, int, float, str, type(None))
 _MJ_DERIVED = ("xpos", "xquat", "xmat", "xipos", "ximat", "subtree_com", "cinert", "cvel",
                "cacc", "cfrc_ext", "cfrc_int", "qfrc_actuator", "actuator_force", "sensordata",
                "site_xpos", "site_xmat", "geom_xpos", "geom_xmat")
+
+
+class _MujocoEnv(Protocol):
+    """A base env simulated by MuJoCo: `mujoco.MjModel` and `mujoco.MjData` attributes."""
+
+    model: Any
+    data: Any
+
+
+class _CustomState(Protocol):
+    """A layer that carries part of its state itself."""
+
+    def set_wrapper_state(self, state: dict[str, Any]) -> None: ...
 
 
 def _encode(v: Any) -> tuple[bool, Any]:
@@ -107,20 +120,21 @@ def set_state(env: gym.Env, state: dict[str, Any]) -> None:
     for e, st in zip(layers, saved, strict=True):
         for k, v in st["attrs"].items():
             object.__setattr__(e, k, _decode(v, getattr(e, k, None)))
-        if "custom" in st:
-            e.set_wrapper_state(st["custom"])
-        if "mujoco" in st:
+        if "custom" in st:  # saved from this layer's get_wrapper_state
+            cast(_CustomState, e).set_wrapper_state(st["custom"])
+        if "mujoco" in st:  # saved from this layer, a MuJoCo env
             import mujoco
 
+            mj = cast(_MujocoEnv, e)
             buf = np.asarray(st["mujoco"], dtype=np.float64)
-            mujoco.mj_setState(e.model, e.data, buf, mujoco.mjtState.mjSTATE_INTEGRATION)
-            mujoco.mj_forward(e.model, e.data)
+            mujoco.mj_setState(mj.model, mj.data, buf, mujoco.mjtState.mjSTATE_INTEGRATION)
+            mujoco.mj_forward(mj.model, mj.data)
             for f, values in st.get("mujoco_derived", {}).items():
-                arr = getattr(e.data, f)
+                arr = getattr(mj.data, f)
                 arr[...] = np.asarray(values, arr.dtype).reshape(arr.shape)
 
 
-def _is_mujoco(e: gym.Env) -> bool:
+def _is_mujoco(e: gym.Env) -> TypeGuard[_MujocoEnv]:
     return not isinstance(e, gym.Wrapper) and hasattr(e, "model") and hasattr(e, "data") and (
         type(e.data).__module__.startswith("mujoco")
     )

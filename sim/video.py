@@ -42,7 +42,10 @@ def record_video(
     try:
         env.action_space.seed(seed)
         # macro_block_size=1: keep odd sizes as they are instead of resizing with a warning.
-        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
+        writer = imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1)
+        # Bound before `with`: imageio's stub types __enter__ as the reader/writer base class
+        # (at run time it returns the writer itself).
+        with writer:
             for episode in range(episodes):
                 obs, _ = env.reset(seed=seed + episode)
                 total, steps, done = 0.0, 0, False

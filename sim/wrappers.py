@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -95,10 +95,11 @@ class StabilityGuard(gym.Wrapper, gym.utils.RecordConstructorArgs):
             space.dtype != np.float32)
         self._check_obs = isinstance(space, gym.spaces.Box) and space.dtype.kind == "f"
         if self._cast:
+            box = cast(gym.spaces.Box, space)  # _cast holds only for a Box
             with warnings.catch_warnings():  # Box warns that float64 bounds lose precision
                 warnings.simplefilter("ignore", UserWarning)
                 self.observation_space = gym.spaces.Box(
-                    space.low.astype(np.float32), space.high.astype(np.float32), space.shape,
+                    box.low.astype(np.float32), box.high.astype(np.float32), box.shape,
                     np.float32)
         self._last_obs: np.ndarray | None = None
         self._mj_index: tuple[int, ...] = ()

@@ -24,6 +24,7 @@ import torch
 
 import sim
 from agents.model_based.planners import CEM, CEMConfig, Objective
+from agents.runs.config import require, require_positive
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,10 @@ class MPCConfig:
     """Keep the best sequence so far (and the previous step's plan) among the candidates."""
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "samples", "iterations", "elites"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"MPC {name} must be >= 1, got {getattr(self, name)}")
-        if self.elites > self.samples:
-            raise ValueError(f"MPC elites ({self.elites}) cannot exceed samples ({self.samples})")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"MPC gamma must be in (0, 1], got {self.gamma}")
+        require_positive(self, "horizon", "samples", "iterations", "elites", prefix="MPC ")
+        require(self.elites <= self.samples, "MPC elites", self.elites,
+                f"<= samples ({self.samples})")
+        require(0.0 < self.gamma <= 1.0, "MPC gamma", self.gamma, "in (0, 1]")
         self.cem()  # the planner's own checks of the rest
 
     def cem(self) -> CEMConfig:

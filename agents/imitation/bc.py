@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from agents.loops.offline import check_inputs, train_bc
 from agents.protocol import Algorithm
+from agents.runs.config import require, require_positive
 from models.ensemble import ensemble_mlp
 from models.export_heads import ArgmaxActionHead, EnsembleMean, ScaledActionHead
 from models.normalizer import RunningNorm
@@ -74,12 +75,10 @@ class BCConfig:
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"head {self.head!r} is not one of {', '.join(HEADS)}")
-        if self.ensemble < 1 or self.batch_size < 1 or self.val_every < 1 or self.patience < 1:
-            raise ValueError("ensemble, batch_size, val_every and patience must be >= 1")
-        if not 0.0 <= self.val_frac < 1.0:
-            raise ValueError(f"val_frac must be in [0, 1), got {self.val_frac}")
-        if self.max_episodes is not None and self.max_episodes < 1:
-            raise ValueError(f"max_episodes must be >= 1, got {self.max_episodes}")
+        require_positive(self, "ensemble", "batch_size", "val_every", "patience")
+        require(0.0 <= self.val_frac < 1.0, "val_frac", self.val_frac, "in [0, 1)")
+        if self.max_episodes is not None:
+            require_positive(self, "max_episodes")
 
 
 def mse_loss(mean: Tensor, target: Tensor) -> Tensor:

@@ -22,12 +22,13 @@ same verified Minari layout as `kinema collect` writes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from agents.imitation.bc import BC, BCConfig
+from agents.imitation import bc
+from agents.imitation.bc import BCConfig
 from agents.loops.dagger import beta_schedule, train_dagger
-from agents.loops.offline import check_inputs
-from agents.protocol import Algorithm
+from agents.runs.config import require, require_positive
 
 __all__ = ["DAggerConfig", "beta_schedule", "preset"]
 
@@ -51,11 +52,8 @@ class DAggerConfig(BCConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.beta_decay <= 1.0:
-            raise ValueError(f"beta_decay must be in [0, 1], got {self.beta_decay}")
-        if self.initial_episodes < 1 or self.episodes_per_round < 1 or self.updates_per_round < 1:
-            raise ValueError("initial_episodes, episodes_per_round and updates_per_round must "
-                             "be >= 1")
+        require(0.0 <= self.beta_decay <= 1.0, "beta_decay", self.beta_decay, "in [0, 1]")
+        require_positive(self, "initial_episodes", "episodes_per_round", "updates_per_round")
 
 
 def preset(env: str) -> DAggerConfig:
@@ -64,11 +62,9 @@ def preset(env: str) -> DAggerConfig:
 
 
 ALGORITHMS = (
-    Algorithm(
-        name="dagger", config_cls=DAggerConfig, preset=preset, make_agent=BC, loop=train_dagger,
-        actions=("discrete", "continuous"), default_steps=lambda env: 5_000,
+    dataclasses.replace(  # BC's learner and checks, DAgger's config and loop
+        bc.ALGORITHMS[0], name="dagger", config_cls=DAggerConfig, preset=preset,
+        loop=train_dagger, default_steps=lambda env: 5_000,
         description="DAgger (Ross et al. 2011): BC plus expert relabeling of the learner's "
-                    "states; steps are expert labels.",
-        vector_envs=False, check=check_inputs,
-    ),
+                    "states; steps are expert labels."),
 )

@@ -39,13 +39,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from agents.runs.config import require, require_positive
+
 Objective = Callable[[Tensor], Tensor]
 """Population of action sequences [K, H, *action_shape] or [K, H] int64 -> returns [K]."""
-
-
-def _check(planner: str, name: str, value: object, ok: bool, accepted: str) -> None:
-    if not ok:
-        raise ValueError(f"{planner} {name} must be {accepted}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -74,17 +71,15 @@ class CEMConfig:
     """Seed of the planner's torch.Generator."""
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "samples", "iterations", "elites"):
-            v = getattr(self, name)
-            _check("CEM", name, v, isinstance(v, int) and v >= 1, "an integer >= 1")
-        _check("CEM", "elites", self.elites, self.elites <= self.samples,
-               f"<= samples ({self.samples})")
-        _check("CEM", "init_std", self.init_std, self.init_std > 0, "> 0")
-        _check("CEM", "min_std", self.min_std, self.min_std >= 0, ">= 0")
-        _check("CEM", "momentum", self.momentum, 0 <= self.momentum < 1, "in [0, 1)")
-        _check("CEM", "uniform_mix", self.uniform_mix, 0 <= self.uniform_mix <= 1, "in [0, 1]")
-        _check("CEM", "keep_incumbent", self.keep_incumbent,
-               isinstance(self.keep_incumbent, bool), "True or False")
+        require_positive(self, "horizon", "samples", "iterations", "elites", prefix="CEM ")
+        require(self.elites <= self.samples, "CEM elites", self.elites,
+                f"<= samples ({self.samples})")
+        require(self.init_std > 0, "CEM init_std", self.init_std, "> 0")
+        require(self.min_std >= 0, "CEM min_std", self.min_std, ">= 0")
+        require(0 <= self.momentum < 1, "CEM momentum", self.momentum, "in [0, 1)")
+        require(0 <= self.uniform_mix <= 1, "CEM uniform_mix", self.uniform_mix, "in [0, 1]")
+        require(isinstance(self.keep_incumbent, bool), "CEM keep_incumbent",
+                self.keep_incumbent, "True or False")
 
 
 @dataclass(frozen=True)
@@ -107,12 +102,10 @@ class MPPIConfig:
     """Seed of the planner's torch.Generator."""
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "samples", "iterations"):
-            v = getattr(self, name)
-            _check("MPPI", name, v, isinstance(v, int) and v >= 1, "an integer >= 1")
-        _check("MPPI", "temperature", self.temperature, self.temperature > 0, "> 0")
-        _check("MPPI", "init_std", self.init_std, self.init_std > 0, "> 0")
-        _check("MPPI", "min_std", self.min_std, self.min_std >= 0, ">= 0")
+        require_positive(self, "horizon", "samples", "iterations", prefix="MPPI ")
+        require(self.temperature > 0, "MPPI temperature", self.temperature, "> 0")
+        require(self.init_std > 0, "MPPI init_std", self.init_std, "> 0")
+        require(self.min_std >= 0, "MPPI min_std", self.min_std, ">= 0")
 
 
 @dataclass(frozen=True)

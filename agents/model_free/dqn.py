@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from agents.loops.off_policy import train_off_policy
 from agents.model_free.off_policy import OffPolicyConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
+from agents.runs.config import require_positive
 from models.critics import QNetwork
 from models.export_heads import ArgmaxActionHead
 from sim.registry import EnvInfo
@@ -69,8 +70,7 @@ class DQNConfig(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_step < 1 or self.target_update_interval < 1 or self.exploration_steps < 1:
-            raise ValueError("n_step, target_update_interval and exploration_steps must be >= 1")
+        require_positive(self, "n_step", "target_update_interval", "exploration_steps")
 
 
 def epsilon(step: int, initial: float, final: float, steps: int) -> float:

@@ -7,13 +7,16 @@ config with the loop settings below).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from agents.runs.config import require, require_positive
 from data.replay import ReplayBuffer
+from models.critics import QEnsemble
 from sim.registry import EnvInfo
 
 
@@ -37,13 +40,10 @@ class OffPolicyConfig:
     """Discount factor."""
 
     def __post_init__(self) -> None:
-        for name in ("num_envs", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        require_positive(self, "num_envs", "buffer_size", "batch_size", "train_freq",
+                         "gradient_steps")
+        require(self.learning_starts >= 0, "learning_starts", self.learning_starts, ">= 0")
+        require(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,15 @@ class ActorCriticConfig(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_critics < 1:
-            raise ValueError(f"n_critics must be >= 1, got {self.n_critics}")
+        require_positive(self, "n_critics")
+
+
+def twin_critics(cfg: ActorCriticConfig, info: EnvInfo, device: torch.device
+                 ) -> tuple[QEnsemble, QEnsemble]:
+    """The n_critics critics Q_i(s, a) as one batched ensemble, and their Polyak target."""
+    critic = QEnsemble(info.obs_dim, info.act_dim, ensemble_size=cfg.n_critics,
+                       hidden=cfg.hidden, activation=cfg.activation).to(device)
+    return critic, copy.deepcopy(critic).requires_grad_(False)
 
 
 def continuous_control_steps(env: str) -> int:

@@ -20,7 +20,6 @@ backward pass and one fused Adam step do all three.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -30,10 +29,16 @@ from torch import Tensor, nn
 
 from agents.loops.off_policy import train_off_policy
 from agents.model_free import off_policy
-from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
+from agents.model_free.off_policy import (
+    ActorCriticConfig,
+    adam,
+    new_replay,
+    polyak_update,
+    twin_critics,
+)
 from agents.protocol import Algorithm
+from agents.runs.config import require, require_positive
 from models.actors import SquashedGaussianActor
-from models.critics import QEnsemble
 from models.export_heads import ScaledActionHead
 from sim.registry import EnvInfo
 
@@ -53,9 +58,8 @@ class SACConfig(ActorCriticConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.target_update_interval < 1 or self.init_alpha <= 0:
-            raise ValueError("target_update_interval must be >= 1 and init_alpha > 0, got "
-                             f"{self.target_update_interval} and {self.init_alpha}")
+        require_positive(self, "target_update_interval")
+        require(self.init_alpha > 0, "init_alpha", self.init_alpha, "> 0")
 
 
 def soft_td_target(
@@ -95,9 +99,7 @@ class SAC:
         obs_dim, a_dim = info.obs_dim, info.act_dim
         self.actor = SquashedGaussianActor(obs_dim, a_dim, hidden=cfg.hidden,
                                            activation=cfg.activation).to(device)
-        self.critic = QEnsemble(obs_dim, a_dim, ensemble_size=cfg.n_critics, hidden=cfg.hidden,
-                                activation=cfg.activation).to(device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.critic, self.critic_target = twin_critics(cfg, info, device)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha), device=device),
                                       requires_grad=cfg.autotune)
         self.target_entropy = (cfg.target_entropy if cfg.target_entropy is not None

@@ -27,10 +27,16 @@ from torch import Tensor, nn
 
 from agents.loops.off_policy import train_off_policy
 from agents.model_free import off_policy
-from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
+from agents.model_free.off_policy import (
+    ActorCriticConfig,
+    adam,
+    new_replay,
+    polyak_update,
+    twin_critics,
+)
 from agents.protocol import Algorithm
+from agents.runs.config import require_positive
 from models.actors import DeterministicActor
-from models.critics import QEnsemble
 from models.export_heads import ScaledActionHead
 from sim.registry import EnvInfo
 
@@ -52,8 +58,7 @@ class TD3Config(ActorCriticConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.policy_delay < 1:
-            raise ValueError(f"policy_delay must be >= 1, got {self.policy_delay}")
+        require_positive(self, "policy_delay")
 
 
 def target_policy_smoothing(next_action: Tensor, eps: Tensor, sigma: float, clip: float) -> Tensor:
@@ -86,10 +91,8 @@ class TD3:
         obs_dim, a_dim = info.obs_dim, info.act_dim
         self.actor = DeterministicActor(obs_dim, a_dim, hidden=cfg.hidden,
                                         activation=cfg.activation).to(device)
-        self.critic = QEnsemble(obs_dim, a_dim, ensemble_size=cfg.n_critics, hidden=cfg.hidden,
-                                activation=cfg.activation).to(device)
+        self.critic, self.critic_target = twin_critics(cfg, info, device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # One optimizer: on critic-only steps the actor's grads are None and Adam skips them.
         self.opt = adam([*self.actor.parameters(), *self.critic.parameters()], cfg.lr)
         self.replay = new_replay(cfg, info, device)

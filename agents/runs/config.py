@@ -90,6 +90,19 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def require(ok: bool, what: str, value: object, accepted: str) -> None:
+    """Refuse a config value in one line that names it and what is accepted."""
+    if not ok:
+        raise ValueError(f"{what} must be {accepted}, got {value!r}")
+
+
+def require_positive(cfg: object, *names: str, prefix: str = "") -> None:
+    """Each named field of `cfg` must be an integer >= 1."""
+    for name in names:
+        v = getattr(cfg, name)
+        require(isinstance(v, int) and v >= 1, f"{prefix}{name}", v, "an integer >= 1")
+
+
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a frozen config dataclass from its JSON form (lists back to tuples)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
