@@ -124,6 +124,19 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def sha256_mismatch(path: str | os.PathLike[str], expected: str, recorded_in: object
+                    ) -> str | None:
+    """None when the file's SHA-256 is `expected`; else why not, in words for an error message.
+
+    A missing file raises FileNotFoundError, which each caller words for what it reads.
+    """
+    actual = sha256_file(path)
+    if actual == expected:
+        return None
+    return (f"{path} is corrupt: its SHA-256 {actual[:12]}... differs from the "
+            f"{expected[:12]}... recorded in {recorded_in}")
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of `data`."""
     return hashlib.sha256(data).hexdigest()

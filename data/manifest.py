@@ -27,7 +27,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from data.files import TMP_MARK, fsync_path, sha256_bytes, sha256_file, write_atomic
+from data.files import (
+    TMP_MARK,
+    fsync_path,
+    sha256_bytes,
+    sha256_file,
+    sha256_mismatch,
+    write_atomic,
+)
 
 MANIFEST_FORMAT = "kinema-manifest/1"
 MANIFEST_FILE, PENDING_FILE, LOCK_FILE = "manifest.json", ".manifest.pending.json", ".lock"
@@ -82,12 +89,11 @@ def verify(root: Path, manifest: dict[str, Any] | None = None) -> dict[str, Any]
     for rel, sha in manifest["files"].items():
         path = root / rel
         try:
-            actual = sha256_file(path)
+            fault = sha256_mismatch(path, sha, root / MANIFEST_FILE)
         except FileNotFoundError:
             raise DatasetError(f"{path} is missing; the manifest lists it") from None
-        if actual != sha:
-            raise DatasetError(f"{path} is corrupt: its SHA-256 {actual[:12]}... differs from the "
-                               f"{sha[:12]}... recorded in {root / MANIFEST_FILE}")
+        if fault:
+            raise DatasetError(fault)
     return manifest
 
 

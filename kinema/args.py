@@ -27,25 +27,22 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text: str) -> int:
+def _parse(text: str, cast: type[int] | type[float], noun: str, expected: str) -> Any:
     try:
-        v = int(text)
+        return cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an integer; expected a positive integer"
-        ) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; expected {expected}") from None
+
+
+def positive_int(text: str) -> int:
+    v = _parse(text, int, "an integer", "a positive integer")
     if v < 1:
         raise argparse.ArgumentTypeError(f"{v} is not positive; expected a positive integer")
     return v
 
 
 def nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number; expected a number >= 0"
-        ) from None
+    v = _parse(text, float, "a number", "a number >= 0")
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"{v} is negative; expected a number >= 0")
     return v

@@ -29,13 +29,7 @@ from torch import Tensor, nn
 
 from agents.loops.off_policy import train_off_policy
 from agents.model_free import off_policy
-from agents.model_free.off_policy import (
-    ActorCriticConfig,
-    adam,
-    new_replay,
-    polyak_update,
-    twin_critics,
-)
+from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
 from agents.runs.config import require, require_positive
 from models.actors import SquashedGaussianActor
@@ -99,7 +93,7 @@ class SAC:
         obs_dim, a_dim = info.obs_dim, info.act_dim
         self.actor = SquashedGaussianActor(obs_dim, a_dim, hidden=cfg.hidden,
                                            activation=cfg.activation).to(device)
-        self.critic, self.critic_target = twin_critics(cfg, info, device)
+        self.critic, self.critic_target = off_policy.twin_critics(cfg, info, device)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha), device=device),
                                       requires_grad=cfg.autotune)
         self.target_entropy = (cfg.target_entropy if cfg.target_entropy is not None

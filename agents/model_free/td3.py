@@ -27,13 +27,7 @@ from torch import Tensor, nn
 
 from agents.loops.off_policy import train_off_policy
 from agents.model_free import off_policy
-from agents.model_free.off_policy import (
-    ActorCriticConfig,
-    adam,
-    new_replay,
-    polyak_update,
-    twin_critics,
-)
+from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
 from agents.runs.config import require_positive
 from models.actors import DeterministicActor
@@ -91,7 +85,7 @@ class TD3:
         obs_dim, a_dim = info.obs_dim, info.act_dim
         self.actor = DeterministicActor(obs_dim, a_dim, hidden=cfg.hidden,
                                         activation=cfg.activation).to(device)
-        self.critic, self.critic_target = twin_critics(cfg, info, device)
+        self.critic, self.critic_target = off_policy.twin_critics(cfg, info, device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         # One optimizer: on critic-only steps the actor's grads are None and Adam skips them.
         self.opt = adam([*self.actor.parameters(), *self.critic.parameters()], cfg.lr)

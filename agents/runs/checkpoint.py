@@ -28,7 +28,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agents.runs.tree import TreeError, decode, encode
-from data.files import fsync_path, fsync_write, publish_dir, sha256_file, write_atomic
+from data.files import (
+    fsync_path,
+    fsync_write,
+    publish_dir,
+    sha256_file,
+    sha256_mismatch,
+    write_atomic,
+)
 
 FORMAT = "kinema-checkpoint/1"
 MODEL_FILE, OPTIM_FILE, STATE_FILE = "model.safetensors", "optim.safetensors", "state.json"
@@ -165,12 +172,11 @@ def _read_state(path: Path, step: int) -> dict[str, Any]:
 
 def _read_tensors(path: Path, sha: str, device: str) -> dict[str, torch.Tensor]:
     try:
-        actual = sha256_file(path)
+        fault = sha256_mismatch(path, sha, "state.json")
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing, so the checkpoint is incomplete") from None
-    if actual != sha:
-        raise CheckpointError(f"{path} is corrupt: its SHA-256 {actual[:12]}... differs from "
-                              f"the {sha[:12]}... recorded in state.json")
+    if fault:
+        raise CheckpointError(fault)
     try:
         return load_file(str(path), device=device)
     except Exception as e:  # safetensors raises its own error types; report them as one line

@@ -28,30 +28,24 @@ COMPLETED = "completed"
 def run_policy_node(
     bundle: str | os.PathLike[str],
     *,
-    topics: Topics | None = None,
-    input: str = "array",
-    trigger: str = "timer",
-    rate_hz: float | None = None,
-    watchdog_s: float | None = None,
-    max_delta: float | None = None,
-    max_misses: int = 3,
     steps: int | None = None,
     duration_s: float | None = None,
     linger_s: float = 0.2,
     on_start: Callable[[PolicyNode], None] | None = None,
+    **node_options: Any,
 ) -> dict[str, Any]:
     """Serve `bundle` on ROS 2 until Ctrl-C, `steps` policy steps or `duration_s` seconds.
 
-    `on_start(node)` is called once the node is up (the CLI prints where it publishes).
+    `node_options` are PolicyNode's (topics, input, trigger, rate_hz, watchdog_s, max_delta,
+    max_misses, ...), with its defaults. `on_start(node)` is called once the node is up (the
+    CLI prints where it publishes).
     """
     if duration_s is not None and not duration_s > 0:
         raise ValueError(f"duration {duration_s} s; expected a positive number of seconds")
     policy = OnnxPolicy(bundle)  # load and verify before touching the network
     start = time.monotonic()
     with stop_on_signals() as flag, ros_context() as ctx:
-        node = PolicyNode(policy, policy.contract, context=ctx, topics=topics, input=input,
-                          trigger=trigger, rate_hz=rate_hz, watchdog_s=watchdog_s,
-                          max_delta=max_delta, max_misses=max_misses, max_steps=steps)
+        node = PolicyNode(policy, policy.contract, context=ctx, max_steps=steps, **node_options)
         try:
             node.publish_status()
             if on_start is not None:
