@@ -1,6 +1,6 @@
 """Deployment latency: onnxruntime vs torch inference, runner step, loop jitter, ROS 2 round trip.
 
-    kinema bench deploy            (or: python -m benchmarks.deploy)
+    kinema bench deploy [--markdown BENCHMARKS.md]     (or: python -m benchmarks.deploy)
 
 The policy is a 256x256 tanh MLP for `halfcheetah` (17 observations, 6 actions) with its
 normalizer, clipping and scaling in the graph, exported with `deploy.export`. Inference is one
@@ -122,8 +122,8 @@ def inference(bundle: Path, module: Any, *, calls: int = 20_000, rounds: int = 1
 
 def _cold(policy: Callable[[np.ndarray], Any], torch_call: Callable[[np.ndarray], Any],
           obs: np.ndarray, *, calls: int, gap_s: float = 0.02) -> dict[str, Any]:
-    """Each call after sleeping `gap_s` (a 50 Hz loop's idle time): on a shared machine the
-    caches hold other processes' data by then, which is what a slow-rate loop really sees."""
+    """Each call after sleeping `gap_s` (a 50 Hz loop's idle time): by then the caches may hold
+    other processes' and the kernel's data, which is what a slow-rate loop really sees."""
     ort_t, torch_t = np.empty(calls), np.empty(calls)
     clock = time.perf_counter
     for i in range(calls):
@@ -328,7 +328,8 @@ def run(*, quick: bool = False, ros: bool = True, modes: tuple[str, ...] = MODES
     JSON to `results` and this benchmark's section of `markdown` when given. A mode the OS
     refuses (SCHED_FIFO without privileges) is recorded with the reason instead."""
     scale = 10 if quick else 1
-    out: dict[str, Any] = {"machine": _machine(), "load_start": os.getloadavg()[0],
+    out: dict[str, Any] = {"machine": _machine(), "cpus": os.cpu_count(),
+                           "load_start": os.getloadavg()[0],
                            "env": ENV, "hidden": list(HIDDEN), "targets_us": TARGETS_US,
                            "quick": quick, "modes": {}}
     with tempfile.TemporaryDirectory(prefix="kinema-bench-deploy-") as tmp:
@@ -374,5 +375,4 @@ def write_section(path: Path, body: str) -> None:
 
 
 if __name__ == "__main__":
-    result = run(markdown=Path("BENCHMARKS.md"))
-    print(report(result))
+    print(report(run()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -60,17 +61,14 @@ def markdown(r: dict[str, Any]) -> str:
         f"`{r['env']}` (17 observations, 6 actions) with normalizer, clip and scaling in the "
         "graph; one observation per call; microseconds. Machine: " + r["machine"] + ".",
         "",
-        f"Load average (1 min): {r['load_start']:.2f} at the start, {r['load_end']:.2f} at the "
-        "end. Other engineers' training runs shared the 2 cores throughout, so the tails (p99) "
-        "are those of a loaded machine, not of the idle one the targets are set for. "
-        "SCHED_FIFO is what a robot computer uses for its controller; under this load it "
-        "decides whether the loop keeps its deadlines (compare the two groups of columns).",
+        _load(r, modes),
         "",
         "Inference rows are back-to-back calls (hot caches) unless marked cold: a cold call "
-        "follows a 20 ms sleep, as in a 50 Hz loop, and on this shared VM the caches hold other "
-        "processes' data by then. The runner at 500 Hz busy-waits the last 200 us before each "
-        "deadline, and its steps measure close to the hot numbers; the ROS node wakes from "
-        "rclpy's wait, and its steps are cold.",
+        "follows a 20 ms sleep, as in a 50 Hz loop, by which time the core has run other work "
+        "(other processes, the kernel) and the policy's weights and code may have left the "
+        "caches. The runner at 500 Hz busy-waits the last 200 us before each deadline, and its "
+        "steps measure close to the hot numbers; the ROS node wakes from rclpy's wait, and its "
+        "steps are cold.",
         "",
         head,
         rule,
@@ -97,6 +95,37 @@ def markdown(r: dict[str, Any]) -> str:
             continue
         lines += _notes(NAMES[mode], m)
     return "\n".join(lines)
+
+
+def _cpus(r: dict[str, Any]) -> int | None:
+    """The core count of the run (older results have it only in the machine line)."""
+    if r.get("cpus"):
+        return int(r["cpus"])
+    found = re.search(r"(\d+) CPU cores", r.get("machine", ""))
+    return int(found.group(1)) if found else None
+
+
+def _load(r: dict[str, Any], modes: dict[str, Any]) -> str:
+    """What the recorded load averages say about the run: measured, not assumed."""
+    jitter = {NAMES[k]: m["jitter"]["load_before"] for k, m in modes.items()}
+    text = (f"Load average (1 min): {r['load_start']:.2f} at the start, {r['load_end']:.2f} at "
+            "the end" + "".join(f", {v:.2f} before the {k} jitter run" for k, v in jitter.items()))
+    cpus = _cpus(r)
+    if cpus is None:
+        text += " (the core count was not recorded)."
+    else:
+        peak = max([r["load_start"], r["load_end"], *jitter.values()])
+        other = max(peak - 1.0, 0.0)  # this benchmark itself keeps up to about one core busy
+        text += (f", on {cpus} CPU cores: at the peak ({peak:.2f}) other processes wanted "
+                 f"about {other:.1f} cores beside this benchmark's own (up to about 1).")
+        text += (" So the tails (p99) are those of a loaded machine, not of the idle one the "
+                 "targets are set for." if other >= cpus / 2 else
+                 " So the machine was close to the idle one the targets are set for.")
+    if len(modes) > 1:
+        text += (" SCHED_FIFO is what a robot computer uses for its controller; on a loaded "
+                 "machine it decides whether the loop keeps its deadlines (compare the groups "
+                 "of columns).")
+    return text
 
 
 def _notes(name: str, m: dict[str, Any]) -> list[str]:

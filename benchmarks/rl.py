@@ -11,7 +11,8 @@ from its presets (what `kinema train ALGO --env ENV` uses), SB3 from RL-Zoo's hy
 (SB3's defaults where the Zoo has no entry). One torch thread for both.
 
 Results are kept per (task, library, seed) in a JSON file, so subsets can run in turns; the
-BENCHMARKS.md section is rewritten from all stored results.
+report is built from all stored results, and written into BENCHMARKS.md's section only when
+asked (`--markdown BENCHMARKS.md`).
 """
 
 from __future__ import annotations
@@ -208,8 +209,9 @@ def _summary(task: Task, evals: list[tuple[int, float, float, float]]) -> dict[s
 
 # -- many runs, results, report -----------------------------------------------------------------
 def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RESULTS,
-        markdown: Path | None = Path("BENCHMARKS.md"), log=print) -> dict[str, Any]:
-    """Run every (task, seed, library) asked for, store the results, rewrite the report."""
+        markdown: Path | None = None, log=print) -> dict[str, Any]:
+    """Run every (task, seed, library) asked for and store the results; rewrite this
+    benchmark's section of `markdown` when given."""
     unknown = [t for t in tasks if t not in TASKS] + [lib for lib in libs if lib not in LIBS]
     if unknown:
         raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(TASKS)}; "

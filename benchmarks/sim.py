@@ -1,6 +1,6 @@
 """Env step rates: each backend raw vs through `sim.make`, and vector-env scaling.
 
-    kinema bench sim            (or: python -m benchmarks.sim)
+    kinema bench sim [--markdown BENCHMARKS.md]     (or: python -m benchmarks.sim)
 
 Raw is what a user of the backend writes: `gym.make(ID)` for Gymnasium, MuJoCo and
 pybullet-envs-gymnasium (its default wrappers included), `suite.load(domain, task)` for

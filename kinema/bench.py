@@ -18,10 +18,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     b.add_argument("--libs", default="kinema,sb3", help="kinema, sb3 or both (default both)")
-    b.add_argument("--results", type=Path, default=Path("benchmarks/results/rl.json"),
-                   help="JSON file the results are merged into (default %(default)s)")
-    b.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"),
-                   help="report file whose section is rewritten (default %(default)s)")
+    b.add_argument("--results", type=Path, metavar="FILE.json",
+                   help="JSON file of the results (default benchmarks/results/NAME.json; rl "
+                   "merges into it)")
+    b.add_argument("--markdown", type=Path, metavar="FILE",
+                   help="also rewrite this benchmark's section of FILE (e.g. BENCHMARKS.md, "
+                   "which is tracked); default: only the JSON and the report printed here")
     b.set_defaults(handler=main)
     return b
 
@@ -32,14 +34,16 @@ def main(a: argparse.Namespace) -> None:
     if a.name == "deploy":
         from benchmarks import deploy as deploy_bench
 
-        result = deploy_bench.run(markdown=a.markdown,
+        result = deploy_bench.run(results=a.results or deploy_bench.RESULTS,
+                                  markdown=a.markdown,
                                   log=lambda m: err_console.print(m, markup=False))
         print(deploy_bench.report(result))
         return
     if a.name == "sim":
         from benchmarks import sim as sim_bench
 
-        print(sim_bench.report(sim_bench.run(markdown=a.markdown)))
+        print(sim_bench.report(sim_bench.run(results=a.results or sim_bench.RESULTS,
+                                             markdown=a.markdown)))
         return
     from benchmarks import rl
 
@@ -49,6 +53,7 @@ def main(a: argparse.Namespace) -> None:
     seeds = names(a.seeds)
     if not all(s.lstrip("-").isdigit() for s in seeds):
         raise ValueError(f"--seeds {a.seeds!r} is not a comma-separated list of integers")
+    results = a.results or rl.RESULTS
     rl.run(names(a.tasks) if a.tasks else list(rl.TASKS), [int(s) for s in seeds],
-           names(a.libs), results=a.results, markdown=a.markdown)
-    print(rl.report(json.loads(a.results.read_text())))
+           names(a.libs), results=results, markdown=a.markdown)
+    print(rl.report(json.loads(results.read_text())))

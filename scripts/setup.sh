@@ -11,6 +11,10 @@ fi
 stamp=.venv/.kinema-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-  .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[dev,bench,ros]"
+  # setuptools reports every editable install with an "Editable installation." notice (its
+  # InformationOnly warning, relayed by pip as a BuildBackendWarning) that reads like a fault.
+  # Ignore that one warning by its message; every other warning and error still shows.
+  PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation.:UserWarning" \
+    .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[dev,bench,ros]"
   touch "$stamp"
 fi

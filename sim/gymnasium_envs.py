@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
+from collections.abc import Iterator
 
 import gymnasium as gym
 
@@ -11,10 +14,42 @@ from sim.registry import EnvSpec, register
 _STATE_CONT = ("state", "continuous")
 
 
-def _gym(env_id: str, *, render_mode: str | None = None, **overrides) -> gym.Env:
+# Gymnasium's half_cheetah.xml sets <compiler settotalmass=...>, which MuJoCo 3.x compiles
+# with this deprecation on stderr (and into ./MUJOCO_LOG.TXT) every time the env is built:
+# Gymnasium's file, nothing a user can act on.
+_MUJOCO_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+@contextlib.contextmanager
+def _quiet_mujoco_compiler() -> Iterator[None]:
+    """Drop the MuJoCo warnings named in _MUJOCO_NOISE while a model compiles; any other
+    warning is passed on (to the handler set before, or printed as MuJoCo prints it)."""
+    import mujoco
+
+    before = mujoco.get_mju_user_warning()
+
+    def handler(msg: str) -> None:
+        if any(noise in msg for noise in _MUJOCO_NOISE):
+            return
+        if before is not None:
+            before(msg)
+        else:
+            print(f"WARNING: {msg}\n", file=sys.stderr, flush=True)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(before)
+
+
+def _gym(env_id: str, *, render_mode: str | None = None, mujoco_model: bool = False,
+         **overrides) -> gym.Env:
     # The bare env: `sim.make` adds the time limit and every wrapper itself.
-    return gym.make(env_id, render_mode=render_mode, disable_env_checker=True,
-                    **overrides).unwrapped
+    quiet = _quiet_mujoco_compiler() if mujoco_model else contextlib.nullcontext()
+    with quiet:
+        return gym.make(env_id, render_mode=render_mode, disable_env_checker=True,
+                        **overrides).unwrapped
 
 
 def _entry(name, env_id, backend, tags, max_steps, description):
@@ -23,7 +58,7 @@ def _entry(name, env_id, backend, tags, max_steps, description):
             name=name,
             backend=backend,
             tags=tags,
-            build=functools.partial(_gym, env_id),
+            build=functools.partial(_gym, env_id, mujoco_model=backend == "mujoco"),
             max_episode_steps=max_steps,
             description=description,
         )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ def record_video(
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"video file must end in .mp4, got {path.name!r}")
     spec = sim.spec(env_name)
+    headless_runtime_dir()
     if "pixels" not in spec.tags and spec.backend != "gymnasium":
         options = {"width": size, "height": size, **options}
     env = sim.make(env_name, render_mode="rgb_array", **options)
@@ -71,3 +76,22 @@ def _frame(env: Any) -> np.ndarray:
     if frame is None:
         raise ValueError("this env renders no rgb_array frames")
     return np.ascontiguousarray(np.asarray(frame, dtype=np.uint8)[..., :3])
+
+
+def headless_runtime_dir(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """Point XDG_RUNTIME_DIR at a private folder when it is unset or invalid; returns it.
+
+    SDL (pygame, which draws classic control) asks Wayland for a display first, and libwayland
+    prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." on stderr when
+    the variable is missing, as on a headless server: not an error of ours, but it reads like
+    one. A valid one (an existing absolute folder) is left as it is. The folder (mode 0700, as
+    the XDG spec asks) is removed at exit.
+    """
+    env = os.environ if environ is None else environ
+    current = env.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(current) and os.path.isdir(current):
+        return None
+    private = tempfile.mkdtemp(prefix="kinema-xdg-")  # created 0700
+    atexit.register(shutil.rmtree, private, ignore_errors=True)
+    env["XDG_RUNTIME_DIR"] = private
+    return private
