@@ -1,9 +1,14 @@
-"""One recorded episode, as Minari keeps it, and a builder that refuses non-finite values."""
+"""One recorded episode, as Minari keeps it, a builder that refuses non-finite values, spaces as
+Minari serializes them, and the checks of an episode read back against its dataset's spaces."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from data.manifest import DatasetError
@@ -118,3 +123,58 @@ class EpisodeBuilder:
             expert_actions=np.stack(self._label) if self._label else None,
             seed=self.seed,
         )
+
+
+def serialize_space(space: gym.Space) -> str:
+    """A space as Minari serializes it (minari/serialization.py), Box and Discrete only."""
+    if isinstance(space, gym.spaces.Box):
+        d: dict[str, Any] = {"type": "Box", "dtype": str(space.dtype), "shape": list(space.shape),
+                             "low": space.low.tolist(), "high": space.high.tolist()}
+    elif isinstance(space, gym.spaces.Discrete):
+        d = {"type": "Discrete", "dtype": "int64", "start": int(space.start), "n": int(space.n)}
+    else:
+        raise DatasetError(f"datasets hold Box or Discrete spaces, not {type(space).__name__}")
+    return json.dumps(d)  # json writes inf bounds as Infinity, as Minari does
+
+
+def parse_space(meta: dict[str, Any], key: str, where: Path) -> dict[str, Any]:
+    """A space of a dataset's metadata.json (Minari's serialization, Box or Discrete), with
+    shape as a tuple, checked enough to check episodes against."""
+    try:
+        d = dict(json.loads(meta[key]))
+        if d["type"] == "Box":
+            d["shape"] = tuple(int(n) for n in d["shape"])
+            np.dtype(d["dtype"])
+        elif d["type"] == "Discrete":
+            d["start"], d["n"] = int(d.get("start", 0)), int(d["n"])
+        else:
+            raise ValueError(f"type {d['type']!r} is neither Box nor Discrete")
+        return d
+    except (KeyError, TypeError, ValueError) as e:
+        raise DatasetError(f"{where} has no readable {key} ({e})") from None
+
+
+def check_spaces(ep: Episode, obs: dict[str, Any], act: dict[str, Any]) -> None:
+    """The episode's shapes and kinds against its dataset's spaces (`parse_space`)."""
+    for name in ("observations", "actions", "rewards", "terminations", "truncations",
+                 "expert_actions"):
+        v = getattr(ep, name)
+        if v is not None and v.dtype.kind not in "fiub":
+            raise DatasetError(f"{name} hold {v.dtype} values; numbers expected")
+    if obs["type"] == "Box" and ep.observations.shape[1:] != obs["shape"]:
+        raise DatasetError(f"observations have shape {list(ep.observations.shape[1:])}; the "
+                           f"observation space {list(obs['shape'])}")
+    for name in ("actions", "expert_actions"):
+        a = getattr(ep, name)
+        if a is None:
+            continue
+        if act["type"] == "Discrete":
+            lo, n = act["start"], act["n"]
+            if a.ndim != 1 or a.dtype.kind not in "iu" or ((a < lo) | (a >= lo + n)).any():
+                raise DatasetError(f"{name} are not integers in [{lo}, {lo + n}) of shape [T]")
+        elif a.shape[1:] != act["shape"] or a.dtype.kind != "f":
+            raise DatasetError(f"{name} have shape {list(a.shape[1:])} ({a.dtype}); the action "
+                               f"space {list(act['shape'])} (float)")
+    for name in ("rewards", "terminations", "truncations"):
+        if getattr(ep, name).ndim != 1:
+            raise DatasetError(f"{name} have shape {list(getattr(ep, name).shape)}; [T] expected")

@@ -14,8 +14,10 @@ staged files; a crash after it is rolled forward by `recover` (the staged files 
 A crash at any moment therefore loses at most the commit in flight.
 
 The manifest hashes itself, so one flipped byte anywhere in it is caught, like one flipped byte
-in any file it lists. One writer at a time holds an exclusive lock on DIR/.lock; readers roll an
-interrupted commit forward only when no writer holds it.
+in any file it lists. One writer at a time holds an exclusive lock on DIR/.lock; readers hold it
+shared. Whoever holds it (so no writer is live) finishes an interrupted commit and removes what a
+killed writer left: staged files (a whole copy of the HDF5 file, see data/dataset.py) and
+write_atomic's temporary files. A file that a live writer is using is never removed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from data.files import (
     TMP_MARK,
@@ -126,34 +128,70 @@ def _roll_forward(root: Path, pending: dict[str, Any], *, check: bool = True) ->
     fsync_path(root)
 
 
-def recover(root: Path, *, writer: bool) -> None:
-    """Finish a commit a crash interrupted; a writer also removes staged files left before one."""
+def is_leftover(name: str) -> bool:
+    """A staged or temporary file's name: what a killed writer leaves behind."""
+    return name.startswith(".") and (STAGED_MARK in name or TMP_MARK in name)
+
+
+def recover(root: Path) -> None:
+    """Finish a commit a crash interrupted and remove what killed writers left behind.
+
+    The caller holds the lock (exclusive or shared), so no writer is live: every staged or
+    temporary file in the folder is a leftover. Past the commit point the staged files are
+    renamed into place first, so only files no commit needs are removed.
+    """
     if (root / PENDING_FILE).exists():
         _roll_forward(root, _read_json(root / PENDING_FILE))
-    if writer:
-        for p in root.rglob(f".*{STAGED_MARK}*"):
-            p.unlink()
-        for p in root.glob(f".*{TMP_MARK}*"):  # write_atomic's, left by a crash
-            p.unlink()
+    for p in list(root.rglob(".*")):
+        if is_leftover(p.name) and p.is_file():
+            with contextlib.suppress(OSError):  # gone already, or a folder we may not change
+                p.unlink()
 
 
 class Lock:
-    """An advisory lock on DIR/.lock: exclusive for the one writer, shared for readers."""
+    """An advisory lock on DIR/.lock: exclusive for the one writer, shared for readers.
+
+    The holder of the exclusive lock may delete DIR/.lock (a writer that committed nothing
+    removes what it made); whoever locked the deleted file finds it is no longer DIR/.lock and
+    locks the new one, so two holders never disagree about which file is the lock.
+    """
 
     def __init__(self, root: Path, *, exclusive: bool) -> None:
-        self._file = open(root / LOCK_FILE, "a+b")  # noqa: SIM115  (held for the object's life)
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        try:
-            fcntl.flock(self._file.fileno(), mode | fcntl.LOCK_NB)
-            self.held = True
-        except BlockingIOError:
-            if exclusive:
-                self._file.close()
-                raise DatasetError(f"{root} is being written by another process; one writer at a "
-                                   "time") from None
-            self.held = False
+        path, mode = root / LOCK_FILE, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        self.path, self.held = path, False
+        self._file: IO[bytes] | None = None
+        for _ in range(100):
+            try:
+                f = open(path, "a+b")  # noqa: SIM115  (held for the object's life)
+            except OSError as e:
+                if not exclusive:
+                    raise
+                raise DatasetError(f"{root} cannot be written ({e.strerror or e})") from None
+            try:
+                fcntl.flock(f.fileno(), mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                if exclusive:
+                    raise DatasetError(f"{root} is being written by another process; one writer "
+                                       "at a time") from None
+                return  # a reader while a writer is live: held stays False
+            if _same_file(f.fileno(), path):
+                self.held, self._file = True, f
+                return
+            f.close()  # the lock file was deleted meanwhile: lock the new one
+        raise DatasetError(f"{path} keeps being replaced; cannot lock {root}")
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-        self._file.close()
+        f, self._file, self.held = self._file, None, False
+        if f is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            f.close()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -19,9 +19,10 @@ import gymnasium as gym
 import numpy as np
 
 import sim
-from data.dataset import DatasetWriter
+from data.dataset import DatasetWriter, is_dataset
 from data.episode import Episode, EpisodeBuilder
 from data.files import kinema_version
+from data.manifest import DatasetError
 
 
 @dataclass
@@ -52,14 +53,18 @@ def env_metadata(env_name: str) -> dict[str, Any]:
 
 def open_writer(out: Path, env_name: str, env: gym.Env, expert_spec: dict[str, Any],
                 *, append: bool = False) -> DatasetWriter:
-    """A writer on `out`: a new dataset, or with `append` an existing one of the same env."""
+    """A writer on `out`: a new dataset, or with `append` an existing one of the same env (a
+    new one when `out` holds none yet). `out` is checked before anything is written
+    (data.dataset.check_new_folder): a file, or a folder holding anything but a Kinema
+    dataset, is refused."""
     out = Path(out)
-    if append and (out / "manifest.json").exists():
+    if append and is_dataset(out):
         w = DatasetWriter.append(out)
         env_of = w.metadata["env"]
         if env_of != env_name:
             w.close()
-            raise ValueError(f"dataset {out} holds {env_of!r} episodes; cannot append {env_name!r}")
+            raise DatasetError(f"dataset {out} holds {env_of!r} episodes; cannot append "
+                               f"{env_name!r} ones")
         return w
     kind = str(expert_spec.get("kind", "expert"))
     kinema = env_metadata(env_name) | {

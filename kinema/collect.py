@@ -21,7 +21,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="scripted, mpc (or mpc:horizon=H,samples=K,iterations=I), teleop, or a "
                    "trained run folder")
     c.add_argument("--episodes", type=positive_int, required=True, help="episodes to keep")
-    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset folder")
+    c.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="dataset folder: new or empty (with --append, an existing dataset)")
     c.add_argument("--seed", type=int, default=0,
                    help="episode i is reset with seed + i (default 0)")
     c.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
@@ -34,10 +35,13 @@ def main(a: argparse.Namespace) -> None:
     import sim
     from agents.experts import teleop
     from agents.experts.base import make_expert
+    from data.dataset import check_new_folder, is_dataset
     from data.record import record
     from kinema.output import console
 
     sim.spec(a.env)
+    if not (a.append and is_dataset(a.out)):  # refused before an expert or an env is made
+        check_new_folder(a.out)
     expert = make_expert(a.expert, a.env)
     if expert.name == "teleop":
         console.print(teleop.__doc__, markup=False)

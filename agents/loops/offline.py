@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import sim
 from agents.imitation.scores import reference_returns, score_fields
 from agents.loops.core import Core, LoopState, Progress, Schedule
 from agents.protocol import ImitationAgent
@@ -70,17 +71,33 @@ def fit(agent: ImitationAgent, data: Split, updates: int) -> tuple[int, dict[str
 
 
 def check_inputs(cfg: Any, env: str) -> None:
-    """BC needs a dataset of `env` episodes; DAgger may start from one."""
+    """BC needs a dataset of `env` episodes; DAgger may start from one. Runs before the run
+    folder exists, so it reads every episode the loop will read (BC's reference returns read
+    them all): a dataset whose hashes hold but whose content cannot be learned from (an
+    unreadable HDF5 file, a missing episode, a NaN, lengths that disagree, no episodes) is one
+    clear error, not a run folder holding only config.json."""
     if cfg.dataset or not hasattr(cfg, "expert"):
-        open_dataset(cfg.dataset, env)
+        open_dataset(cfg.dataset, env).check()
 
 
 def open_dataset(path: str, env: str, flag: str = "--dataset") -> Dataset:
+    """The dataset at `path`, verified by its manifest and fitting `env`'s spaces."""
     if not path:
         raise ValueError(f"{flag} DIR is required: a dataset folder written by kinema collect")
     ds = Dataset.open(path)
     if ds.env != env:
         raise ValueError(f"dataset {path} holds {ds.env!r} episodes, not {env!r}")
+    info = sim.spec(env).info
+    obs, act = ds.observation_space, ds.action_space
+    if obs.get("shape") != tuple(info.obs_shape):
+        raise ValueError(f"dataset {path} holds observations of shape {list(obs.get('shape', []))}"
+                         f"; {env} gives {list(info.obs_shape)}")
+    if (act["type"] == "Discrete") != info.discrete or (
+            not info.discrete and act["shape"] != tuple(info.action_shape)):
+        held = f"{act['n']} discrete values" if act["type"] == "Discrete" else (
+            f"shape {list(act['shape'])}")
+        raise ValueError(f"dataset {path} holds actions of {held}; {env} takes "
+                         f"{'discrete actions' if info.discrete else list(info.action_shape)}")
     return ds
 
 

@@ -232,3 +232,109 @@ def test_recording_a_pixel_env_stores_its_frames_compressed(tmp_path):
         frames = obs[()]
     (got,) = minari.MinariDataset(tmp_path / "px/data").iterate_episodes()
     assert np.array_equal(got.observations, frames)
+
+
+KILLED_APPEND = """
+import os, signal, sys
+import h5py
+from data import manifest as mf
+from kinema.cli import main
+
+real = h5py.File
+def killed_mid_commit(path, *a, **k):  # the HDF5 file is copied: die before the commit point
+    if mf.STAGED_MARK in str(path):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, *a, **k)
+h5py.File = killed_mid_commit
+main(["collect", "--env", "pendulum", "--expert", "scripted", "--episodes", "1", "--out",
+      sys.argv[1], "--append"])
+"""
+
+
+@pytest.fixture(scope="module")
+def killed_append(pendulum_ds, tmp_path_factory):
+    """A dataset a `kinema collect --append` was killed in: a staged copy of the whole HDF5
+    file is left beside it, and the lock was released by the kernel."""
+    ds = _copy(pendulum_ds, tmp_path_factory.mktemp("killed") / "ds")
+    r = subprocess.run([sys.executable, "-c", KILLED_APPEND, str(ds)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    (left,) = [p for p in ds.rglob("*") if mf.is_leftover(p.name)]
+    assert left.stat().st_size == (ds / "data/main_data.hdf5").stat().st_size
+    return ds
+
+
+def _open(ds):
+    assert len(Dataset.open(ds)) == 3
+
+
+def _append(ds):
+    with DatasetWriter.append(ds) as w:
+        assert w.episodes == 3
+
+
+def _collect_append(ds):
+    from kinema.cli import main
+
+    assert main(["collect", "--env", "pendulum", "--expert", "scripted", "--episodes", "1",
+                 "--out", str(ds), "--append", "--json"]) == 0
+    assert len(Dataset.open(ds)) == 4
+
+
+@pytest.mark.parametrize("opener", [_open, _append, _collect_append],
+                         ids=["open", "append", "collect-append"])
+def test_what_a_killed_append_left_is_removed_when_the_dataset_is_next_opened(
+        killed_append, tmp_path, opener):
+    ds = _copy(killed_append, tmp_path / "ds")
+    opener(ds)
+    assert not [p for p in ds.rglob("*") if mf.is_leftover(p.name)]
+    assert Dataset.open(ds).returns().shape[0] >= 3
+
+
+def test_a_live_writers_staged_file_is_never_removed(pendulum_ds, tmp_path):
+    ds = _copy(pendulum_ds, tmp_path / "ds")
+    w = DatasetWriter.append(ds)
+    staged = mf.staged_path(ds / "data/main_data.hdf5")
+    staged.write_bytes((ds / "data/main_data.hdf5").read_bytes())  # its commit, in flight
+    assert len(Dataset.open(ds)) == 3  # a reader meanwhile: reads, removes nothing
+    with pytest.raises(DatasetError, match="another process"):
+        DatasetWriter.append(ds)
+    assert staged.exists()
+    w.close()  # the writer is gone: now its staged file is a leftover
+    Dataset.open(ds)
+    assert not staged.exists()
+
+
+def test_a_new_dataset_that_committed_nothing_leaves_nothing(tmp_path):
+    root = tmp_path / "a" / "b" / "ds"
+    w = _writer(root)
+    assert (root / "data").is_dir()
+    w.close()
+    assert list(tmp_path.iterdir()) == []
+    with _writer(tmp_path) as w:  # an existing empty folder stays, empty
+        pass
+    assert list(tmp_path.iterdir()) == []
+    with _writer(root) as w:
+        w.add(_episode())
+    assert len(Dataset.open(root)) == 1
+
+
+def test_a_lock_taken_on_a_deleted_lock_file_is_taken_again_on_the_new_one(tmp_path,
+                                                                            monkeypatch):
+    root = tmp_path / "ds"
+    root.mkdir()
+    real_flock, swapped = mf.fcntl.flock, []
+
+    def flock_after_a_swap(fd, op):
+        if not swapped:  # between this open and flock, the holder deletes the lock file and
+            swapped.append(True)  # another writer makes a new one
+            (root / mf.LOCK_FILE).unlink()
+            (root / mf.LOCK_FILE).touch()
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(mf.fcntl, "flock", flock_after_a_swap)
+    lock = mf.Lock(root, exclusive=True)
+    assert swapped and lock.held
+    with pytest.raises(DatasetError, match="another process"):  # the new file is the one held
+        mf.Lock(root, exclusive=True)
+    lock.release()
