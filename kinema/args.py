@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import decimal
 import functools
 import inspect
 import sys
@@ -27,18 +28,39 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _parse(text: str, cast: type[int] | type[float], noun: str, expected: str) -> Any:
+def _parse(text: str, cast: Callable[[str], Any], noun: str, expected: str) -> Any:
     try:
         return cast(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; expected {expected}") from None
 
 
+def _exact_int(text: str) -> int:
+    """int(text), or the exact integer a decimal or scientific form names: '1e6' -> 1000000
+    (read as a decimal, never through a float, so '1e23' is 10^23 exactly); '2.5' is refused."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        d = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        raise ValueError(text) from None
+    if not d.is_finite() or d != d.to_integral_value() or abs(d.adjusted()) > 100:
+        raise ValueError(text)
+    return int(d)
+
+
+def integer(text: str) -> int:
+    """An integer flag's value: '42', '-1' or an integral '1e6'."""
+    return int(_parse(text, _exact_int, "an integer", "an integer"))
+
+
 def positive_int(text: str) -> int:
-    v = _parse(text, int, "an integer", "a positive integer")
+    v = _parse(text, _exact_int, "an integer", "a positive integer")
     if v < 1:
         raise argparse.ArgumentTypeError(f"{v} is not positive; expected a positive integer")
-    return v
+    return int(v)
 
 
 def nonneg_float(text: str) -> float:
@@ -121,8 +143,10 @@ def add_dataclass_options(
             kwargs["metavar"] = f.metadata["metavar"]
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif tp in (int, float, str):
-            kwargs["type"] = positive if f.metadata.get("positive") else tp
+        elif tp is int:
+            kwargs["type"] = positive if f.metadata.get("positive") else integer
+        elif tp in (float, str):
+            kwargs["type"] = tp
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no command-line form for {tp!r}")
         parser.add_argument(flag(f.name), dest=f.name, **kwargs)

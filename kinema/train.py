@@ -130,6 +130,7 @@ def report(result: Any, as_json: bool) -> None:
         "return_std": last.get("return_std"),
         "episodes": last.get("episodes"),
         "solved_at": loop.solved_at,
+        "stopped": result.stopped,  # budget, target_return, early_stopping or expert_quit
         # imitation runs: expert-normalized score and expert labels (agents/imitation_loops.py)
         **{k: last[k] for k in ("normalized_score", "labels") if k in last},
     }, as_json=as_json, title="training")

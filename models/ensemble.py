@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from models.mlp import ACTIVATIONS, check_activation
+from models.mlp import ACTIVATIONS, check_activation, check_sizes
 
 
 class EnsembleLinear(nn.Module):
@@ -24,6 +24,8 @@ class EnsembleLinear(nn.Module):
 
     def __init__(self, ensemble_size: int, in_features: int, out_features: int) -> None:
         super().__init__()
+        check_sizes(ensemble_size=ensemble_size, in_features=in_features,
+                    out_features=out_features)
         self.ensemble_size, self.in_features, self.out_features = (
             ensemble_size, in_features, out_features)
         bound = 1.0 / math.sqrt(in_features)
@@ -60,6 +62,7 @@ def ensemble_mlp(
 ) -> nn.Sequential:
     """E MLPs in_dim -> hidden... -> out_dim as stacked layers: [B, in] -> [E, B, out]."""
     check_activation(activation)
+    check_sizes(ensemble_size=ensemble_size, in_dim=in_dim, hidden=hidden, out_dim=out_dim)
     dims = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):

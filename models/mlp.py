@@ -10,6 +10,16 @@ from torch import nn
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
 
+def check_sizes(**sizes: int | Sequence[int]) -> None:
+    """Refuse a layer size (or a list of them) that is not an integer >= 1, naming it:
+    a zero-width layer trains silently to nothing, a negative one fails deep inside torch."""
+    for name, v in sizes.items():
+        values = list(v) if isinstance(v, Sequence) else [v]
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in values):
+            what = "layer sizes that are integers" if isinstance(v, Sequence) else "an integer"
+            raise ValueError(f"{name} must be {what} >= 1, got {v!r}")
+
+
 def check_activation(name: str) -> None:
     """Refuse an activation name the networks do not know, naming those they do."""
     if name not in ACTIVATIONS:
@@ -32,6 +42,7 @@ def mlp(
     policy-output gain (0.01) starts the policy near uniform.
     """
     check_activation(activation)
+    check_sizes(in_dim=in_dim, hidden=hidden, out_dim=out_dim)
     dims = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
@@ -51,5 +62,6 @@ def trunk(in_dim: int, hidden: Sequence[int], activation: str) -> nn.Sequential:
     if not hidden:
         raise ValueError("an actor needs at least one hidden layer")
     check_activation(activation)
+    check_sizes(in_dim=in_dim, hidden=hidden)
     body = mlp(in_dim, hidden[:-1], hidden[-1], activation=activation, orthogonal=False)
     return nn.Sequential(*body, ACTIVATIONS[activation]())

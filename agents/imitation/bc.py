@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from agents.loops.offline import check_inputs, train_bc
 from agents.protocol import Algorithm
-from agents.runs.config import require, require_positive
+from agents.runs.config import require, require_number, require_positive, require_sizes
 from models.ensemble import ensemble_mlp
 from models.export_heads import ArgmaxActionHead, EnsembleMean, ScaledActionHead
 from models.normalizer import RunningNorm
@@ -76,7 +76,13 @@ class BCConfig:
         if self.head not in HEADS:
             raise ValueError(f"head {self.head!r} is not one of {', '.join(HEADS)}")
         require_positive(self, "ensemble", "batch_size", "val_every", "patience")
-        require(0.0 <= self.val_frac < 1.0, "val_frac", self.val_frac, "in [0, 1)")
+        require_number(self, "val_frac", low=0.0, high=1.0, high_open=True)
+        require_number(self, "lr", low=0.0, low_open=True)
+        require_number(self, "weight_decay", low=0.0)
+        require_number(self, "min_log_std", "max_log_std")
+        require(self.min_log_std <= self.max_log_std, "min_log_std", self.min_log_std,
+                f"at most max_log_std ({self.max_log_std})")
+        require_sizes(self, "hidden")
         if self.max_episodes is not None:
             require_positive(self, "max_episodes")
 

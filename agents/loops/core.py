@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from agents.runs.run import Run
 
 
+CHECKPOINT_WALL_S = 600.0
+"""The default wall-time bound between checkpoints: 10 minutes."""
+
+
 class Diverged(RuntimeError):
     """A loss term became non-finite; the last good checkpoint is kept."""
 
@@ -45,6 +49,11 @@ class Schedule:
     target_return: float | None = None
     checkpoint_every: int = 0
     """0: checkpoint only at evaluations and at the end."""
+    keep_checkpoints: int | None = 3
+    """The newest checkpoints kept on disk (None: all)."""
+    checkpoint_wall_s: float | None = CHECKPOINT_WALL_S
+    """Also checkpoint at the first iteration boundary this many wall seconds after the last
+    checkpoint (None: never), so a long run between evaluations can always be resumed."""
     evaluate: Evaluator = field(default=evaluate, compare=False, repr=False)
     """The evaluation protocol: (act, env, episodes) -> returns."""
 
@@ -61,6 +70,8 @@ class LoopState:
     eval_s: float = 0.0
     next_eval: int = 0
     next_checkpoint: int = 0
+    checkpoint_wall_s: float = 0.0
+    """wall_s at the last checkpoint (the wall-time bound counts from there)."""
     last_eval: float | None = None
     solved_at: int | None = None
     ep_return: list[float] = field(default_factory=list)
@@ -164,6 +175,11 @@ class Core:
             for e, st in zip(self.envs.envs, tree["envs"], strict=True):  # type: ignore[attr-defined]
                 sim.set_state(e, st)
         _set_rng_state(tree["rng"], agent.device)
+        terms = tree.get("terms")  # absent from checkpoints written before it was saved
+        if terms is not None:
+            self.terms.count = int(terms["count"])
+            self.terms.sums = {k: v.to(agent.device) if isinstance(v, torch.Tensor) else v
+                               for k, v in terms["sums"].items()}
         loop = dict(tree["loop"])
         next_obs = loop.pop("next_obs")
         obs = None if self.envs is None else np.asarray(next_obs, dtype=np.float32)
@@ -196,13 +212,15 @@ class Core:
         `train_fields` and `eval_fields(return_mean)` add a loop's own keys to the records.
         """
         loop, schedule = self.loop, self.schedule
+        loop.wall_s = self._wall()
         due_eval = force_eval or loop.step >= loop.next_eval or loop.step >= schedule.steps
-        due_ckpt = bool(schedule.checkpoint_every) and loop.step >= loop.next_checkpoint
+        due_steps = bool(schedule.checkpoint_every) and loop.step >= loop.next_checkpoint
+        due_ckpt = due_steps or (schedule.checkpoint_wall_s is not None and loop.wall_s
+                                 - loop.checkpoint_wall_s >= schedule.checkpoint_wall_s)
         logged: dict[str, float] = {}
         if check_every_iteration or due_eval or due_ckpt:
             logged = self.terms.means() if self.terms.count else {}
             check_finite(loop.step, logged)
-        loop.wall_s = self._wall()
         loop.train_s = loop.wall_s - loop.eval_s
         loop.recent_returns = list(self.recent)
         loop.ep_return, loop.ep_length = self.ep_return.tolist(), self.ep_length.tolist()
@@ -213,10 +231,11 @@ class Core:
                           **logged})
             self.terms.reset()
             self._evaluate(eval_fields)
-        if due_ckpt:
+        if due_steps:
             while loop.next_checkpoint <= loop.step:
                 loop.next_checkpoint += schedule.checkpoint_every
         if due_eval or due_ckpt:
+            loop.checkpoint_wall_s = loop.wall_s
             self._checkpoint(next_obs)
         if self.on_progress:
             self.on_progress(Progress(loop.step, schedule.steps, self.steps_per_s(),
@@ -254,6 +273,7 @@ class Core:
             "optim": agent_state["optim"],
             "loop": vars(self.loop) | {"next_obs": [] if next_obs is None else next_obs.tolist()},
             "rng": _rng_state(agent.device),
+            "terms": {"count": self.terms.count, "sums": dict(self.terms.sums)},
             "envs": [] if envs is None else [sim.get_state(e) for e in envs.envs],  # type: ignore[attr-defined]
             **(self.extra_state() if self.extra_state else {}),
-        })
+        }, keep_last=self.schedule.keep_checkpoints)

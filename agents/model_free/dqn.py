@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from agents.loops.off_policy import train_off_policy
 from agents.model_free.off_policy import OffPolicyConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
-from agents.runs.config import require_positive
+from agents.runs.config import require_number, require_positive, require_sizes
 from models.critics import QNetwork
 from models.export_heads import ArgmaxActionHead
 from sim.registry import EnvInfo
@@ -71,6 +71,11 @@ class DQNConfig(OffPolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "n_step", "target_update_interval", "exploration_steps")
+        require_number(self, "lr", "max_grad_norm", low=0.0, low_open=True)
+        require_number(self, "tau", low=0.0, high=1.0, low_open=True)
+        require_number(self, "exploration_initial_eps", "exploration_final_eps", low=0.0,
+                       high=1.0)
+        require_sizes(self, "hidden", allow_empty=not self.dueling)
 
 
 def epsilon(step: int, initial: float, final: float, steps: int) -> float:

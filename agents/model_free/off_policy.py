@@ -8,13 +8,21 @@ config with the loop settings below).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from agents.runs.config import require, require_positive
+from agents.runs.config import (
+    available_memory,
+    format_bytes,
+    require,
+    require_number,
+    require_positive,
+    require_sizes,
+)
 from data.replay import ReplayBuffer
 from models.critics import QEnsemble
 from sim.registry import EnvInfo
@@ -42,8 +50,9 @@ class OffPolicyConfig:
     def __post_init__(self) -> None:
         require_positive(self, "num_envs", "buffer_size", "batch_size", "train_freq",
                          "gradient_steps")
-        require(self.learning_starts >= 0, "learning_starts", self.learning_starts, ">= 0")
-        require(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
+        require(isinstance(self.learning_starts, int) and self.learning_starts >= 0,
+                "learning_starts", self.learning_starts, "an integer >= 0")
+        require_number(self, "gamma", low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,9 @@ class ActorCriticConfig(OffPolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "n_critics")
+        require_number(self, "lr", low=0.0, low_open=True)
+        require_number(self, "tau", low=0.0, high=1.0, low_open=True)
+        require_sizes(self, "hidden")
 
 
 def twin_critics(cfg: ActorCriticConfig, info: EnvInfo, device: torch.device
@@ -79,8 +91,33 @@ def continuous_control_steps(env: str) -> int:
     return {"pendulum": 20_000, "inverted-pendulum": 50_000}.get(env, 1_000_000)
 
 
+def replay_bytes(cfg: OffPolicyConfig, info: EnvInfo) -> int:
+    """Bytes the replay buffer of `cfg` preallocates."""
+    return (cfg.buffer_size // cfg.num_envs) * cfg.num_envs * _transition_bytes(info)
+
+
+def _transition_bytes(info: EnvInfo) -> int:
+    """One transition in data/replay.py's layout: float32 obs and next_obs, int64 or float32
+    actions, a float32 reward, bool terminated and truncated."""
+    obs = math.prod(info.obs_shape) * 4
+    return 2 * obs + (8 if info.discrete else info.act_dim * 4) + 4 + 1 + 1
+
+
+def check_replay_memory(cfg: OffPolicyConfig, info: EnvInfo, device: torch.device) -> None:
+    """Refuse a buffer_size whose buffer would not fit in the memory free on `device` now,
+    before anything is allocated (an allocation that large fails inside torch, or gets the
+    process killed by the system once its pages are touched)."""
+    need, free = replay_bytes(cfg, info), available_memory(device)
+    if free is None or need <= free:
+        return
+    raise ValueError(f"--buffer-size {cfg.buffer_size} needs {format_bytes(need)} for the replay "
+                     f"buffer on {device.type}, but only {format_bytes(free)} is free there; at "
+                     f"most {free // _transition_bytes(info)} transitions fit")
+
+
 def new_replay(cfg: OffPolicyConfig, info: EnvInfo, device: torch.device, *,
                n_step: int = 1) -> ReplayBuffer:
+    check_replay_memory(cfg, info, device)
     return ReplayBuffer(cfg.buffer_size, cfg.num_envs, info.obs_shape,
                         () if info.discrete else (info.act_dim,), discrete=info.discrete,
                         device=device, n_step=n_step, gamma=cfg.gamma)

@@ -24,6 +24,7 @@ from torch.distributions import Categorical
 
 from agents.loops.on_policy import train_on_policy
 from agents.protocol import Algorithm
+from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
 from data.rollout import RolloutBuffer
 from models.actors import ActorCritic
@@ -78,6 +79,14 @@ class PPOConfig:
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 
     def __post_init__(self) -> None:
+        require_positive(self, "num_envs", "num_steps", "num_minibatches", "update_epochs")
+        require_number(self, "lr", "max_grad_norm", low=0.0, low_open=True)
+        require_number(self, "gamma", "lam", low=0.0, high=1.0)
+        require_number(self, "clip_coef", low=0.0, low_open=True)
+        require_number(self, "ent_coef", "vf_coef", low=0.0)
+        require_number(self, "target_kl", low=0.0, low_open=True, optional=True)
+        require_number(self, "init_log_std")
+        require_sizes(self, "hidden")
         batch = self.num_envs * self.num_steps
         if batch % self.num_minibatches:
             raise ValueError(

@@ -31,7 +31,7 @@ from agents.loops.off_policy import train_off_policy
 from agents.model_free import off_policy
 from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
-from agents.runs.config import require, require_positive
+from agents.runs.config import require_number, require_positive, require_sizes
 from models.actors import SquashedGaussianActor
 from models.export_heads import ScaledActionHead
 from sim.registry import EnvInfo
@@ -53,7 +53,9 @@ class SACConfig(ActorCriticConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "target_update_interval")
-        require(self.init_alpha > 0, "init_alpha", self.init_alpha, "> 0")
+        require_number(self, "init_alpha", low=0.0, low_open=True)
+        require_number(self, "target_entropy", optional=True)
+        require_sizes(self, "hidden", allow_empty=False)  # the actor's trunk needs a layer
 
 
 def soft_td_target(

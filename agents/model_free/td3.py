@@ -29,7 +29,7 @@ from agents.loops.off_policy import train_off_policy
 from agents.model_free import off_policy
 from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
-from agents.runs.config import require_positive
+from agents.runs.config import require_number, require_positive
 from models.actors import DeterministicActor
 from models.export_heads import ScaledActionHead
 from sim.registry import EnvInfo
@@ -53,6 +53,8 @@ class TD3Config(ActorCriticConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "policy_delay")
+        require_number(self, "target_policy_noise", "target_noise_clip", "exploration_noise",
+                       low=0.0)
 
 
 def target_policy_smoothing(next_action: Tensor, eps: Tensor, sigma: float, clip: float) -> Tensor:

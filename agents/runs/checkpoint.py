@@ -5,7 +5,13 @@ Layout (see ARCHITECTURE.md, "Run directories"):
     checkpoints/<step>/model.safetensors   every tensor not under the top-level key "optim"
     checkpoints/<step>/optim.safetensors   the tensors under state["optim"]
     checkpoints/<step>/state.json          the rest of the tree, the step, a SHA-256 per file
+    checkpoints/<step>/state.json.sha256   state.json's own SHA-256 ("<hex>  state.json", the
+                                           format of `sha256sum`, so `sha256sum -c` checks it)
     LATEST                                 "checkpoints/<step>\\n", relative to the run folder
+
+So every file of a checkpoint is covered by a SHA-256 that loading checks: the tensors by
+state.json, state.json by its sidecar. Checkpoints of format 1 (written before the sidecar
+existed) load without it; a format-2 state.json without its sidecar is refused.
 
 Why this order of writes: a checkpoint is built in `checkpoints/.tmp-<step>-<pid>/`, every file
 is fsynced, the folder is renamed into place and the parent fsynced, and only then is LATEST
@@ -32,14 +38,19 @@ from data.files import (
     fsync_path,
     fsync_write,
     publish_dir,
+    sha256_bytes,
     sha256_file,
     sha256_mismatch,
     write_atomic,
 )
 
-FORMAT = "kinema-checkpoint/1"
+FORMAT = "kinema-checkpoint/2"
+FORMATS = ("kinema-checkpoint/1", FORMAT)
+"""Formats this code reads: 1 has no state.json.sha256, 2 must have one."""
 MODEL_FILE, OPTIM_FILE, STATE_FILE = "model.safetensors", "optim.safetensors", "state.json"
+STATE_SHA_FILE = STATE_FILE + ".sha256"
 _LATEST_RE = re.compile(r"checkpoints/([0-9]+)")
+_SHA_LINE_RE = re.compile(r"([0-9a-f]{64})  " + re.escape(STATE_FILE) + r"\n?")
 
 
 class CheckpointError(ValueError):
@@ -76,7 +87,9 @@ def save_checkpoint(run_dir: Path, step: int, state: dict, keep_last: int | None
             fsync_path(tmp / name)
             hashes[name] = sha256_file(tmp / name)
         meta = {"format": FORMAT, "step": step, "files": hashes, "tree": tree}
-        fsync_write(tmp / STATE_FILE, json.dumps(meta, allow_nan=False, indent=1).encode())
+        text = json.dumps(meta, allow_nan=False, indent=1).encode()
+        fsync_write(tmp / STATE_FILE, text)
+        fsync_write(tmp / STATE_SHA_FILE, f"{sha256_bytes(text)}  {STATE_FILE}\n".encode())
         publish_dir(tmp, final, old)  # a step saved again replaces the folder; readers find the
         # previous copy under .old-<step>-<pid> while it is moved aside (see _folder)
     except BaseException:
@@ -154,13 +167,25 @@ def _folder(root: Path, step: int) -> Path:
 
 def _read_state(path: Path, step: int) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing, so the checkpoint is incomplete") from None
-    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read ({e})") from None
+    recorded = _recorded_sha(path.with_name(STATE_SHA_FILE))
+    if recorded is not None and sha256_bytes(data) != recorded:
+        raise CheckpointError(f"{path} is corrupt or was edited: its SHA-256 "
+                              f"{sha256_bytes(data)[:12]}... differs from the {recorded[:12]}... "
+                              f"recorded in {STATE_SHA_FILE}")
+    try:
+        meta = json.loads(data)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in FORMATS:
         raise CheckpointError(f"{path} is not a {FORMAT} file")
+    if recorded is None and meta["format"] != FORMATS[0]:
+        raise CheckpointError(f"{path.with_name(STATE_SHA_FILE)} is missing, so {path} "
+                              "cannot be verified; the checkpoint is incomplete")
     if meta.get("step") != step:
         raise CheckpointError(f"{path} records step {meta.get('step')!r}, not {step}")
     files = meta.get("files")
@@ -168,6 +193,21 @@ def _read_state(path: Path, step: int) -> dict[str, Any]:
             and all(isinstance(h, str) for h in files.values()) and "tree" in meta):
         raise CheckpointError(f"{path} is malformed: 'files' or 'tree' is missing or invalid")
     return meta
+
+
+def _recorded_sha(path: Path) -> str | None:
+    """The SHA-256 a state.json.sha256 records, None when there is none (format 1)."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} cannot be read ({e})") from None
+    match = _SHA_LINE_RE.fullmatch(text)
+    if match is None:
+        raise CheckpointError(f"{path} is malformed: expected one line '<64 hex digits>  "
+                              f"{STATE_FILE}'")
+    return match.group(1)
 
 
 def _read_tensors(path: Path, sha: str, device: str) -> dict[str, torch.Tensor]:

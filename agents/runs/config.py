@@ -4,12 +4,24 @@ from these fields (kinema/train.py), and configs round-trip through config.json 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+MAX_STEPS = 10**12
+"""The largest env-step budget `kinema train` accepts: weeks of training even at a million
+steps per second, so a larger number is a typo (or `1e23`), not a plan."""
+MAX_SEED = 2**32 - 1
+"""Seeds are integers in [0, MAX_SEED], what every simulator backend and numpy accept."""
+MAX_THREADS = 1024
+"""More torch threads than any machine here has cores (a larger count aborts inside OpenMP)."""
+MAX_DEFAULT_EVAL_EVERY = 100_000
+"""The default evaluation (and checkpoint) interval is steps / 20, but at most this many steps."""
 
 
 def option(*, resume: bool = False, positive: bool = False,
@@ -37,34 +49,66 @@ class TrainConfig:
     env: str
     """Environment name (kinema envs lists them)."""
     steps: int | None = field(default=None, metadata=option(resume=True, positive=True))
-    """Env-step budget (default: the algorithm's preset for the env)."""
+    """Env-step budget, at most 10^12 (default: the algorithm's preset for the env)."""
     seed: int = 0
-    """Seed of the networks, the sampling and the training envs (env i gets seed + i)."""
+    """Seed of the networks, the sampling and the training envs (env i gets seed + i); an
+    integer in [0, 2^32 - 1]."""
     device: str = field(default="auto", metadata=RESUME)
     """auto (CUDA when present), cpu, cuda or cuda:N."""
     eval_every: int | None = field(default=None,
                                   metadata=option(resume=True, positive=True, metavar="N"))
-    """Evaluate every N env steps (default: steps / 20)."""
+    """Evaluate (and checkpoint) every N env steps (default: steps / 20, at most 100000)."""
     eval_episodes: int = field(default=10, metadata=option(resume=True, positive=True, metavar="K"))
     """Deterministic evaluation episodes, seeds 10000.. 10000+K-1."""
     target_return: float | None = field(default=None, metadata=option(resume=True, metavar="R"))
     """Stop at the first evaluation whose mean return reaches R."""
     checkpoint_every: int = field(default=0, metadata=option(resume=True, metavar="N"))
-    """Checkpoint every N env steps (0: at each evaluation and at the end)."""
+    """Checkpoint every N env steps (0: at each evaluation and at the end); a run also
+    checkpoints after 10 minutes of wall time without one, so it can always be resumed."""
+    keep_checkpoints: int = field(default=3, metadata=option(resume=True, metavar="N"))
+    """Checkpoints kept in RUN/checkpoints: the newest N, older ones are deleted (0: keep all)."""
     threads: int = field(default=1, metadata=option(resume=True, positive=True))
-    """torch CPU threads; 1 is fastest for small networks on few cores (see BENCHMARKS.md)."""
+    """torch CPU threads, at most 1024; 1 is fastest for small networks on few cores (see
+    BENCHMARKS.md)."""
     runs_dir: str = field(default="runs", metadata=RESUME)
     """Folder that holds run directories."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.metadata.get("positive") and v is not None and v < 1:
-                raise ValueError(f"--{f.name.replace('_', '-')} must be a positive integer, "
-                                 f"got {v}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
+            if f.metadata.get("positive") and v is not None:
+                require(_is_int(v) and v >= 1, _flag(f.name), v, "a positive integer")
+        for name in ("algo", "env", "device", "runs_dir"):
+            v = getattr(self, name)
+            require(isinstance(v, str) and bool(v), _flag(name), v, "a non-empty string")
+        require(self.steps is None or self.steps <= MAX_STEPS, "--steps", self.steps,
+                f"at most {MAX_STEPS} (10^12 env steps)")
+        require(_is_int(self.seed) and 0 <= self.seed <= MAX_SEED, "--seed", self.seed,
+                f"an integer in [0, {MAX_SEED}]")
+        require(self.threads <= MAX_THREADS, "--threads", self.threads, f"at most {MAX_THREADS}")
+        for name in ("checkpoint_every", "keep_checkpoints"):
+            v = getattr(self, name)
+            require(_is_int(v) and v >= 0, _flag(name), v, "an integer >= 0")
+        require(self.target_return is None or _is_finite(self.target_return),
+                "--target-return", self.target_return, "a finite number")
         resolve_device(self.device)
+
+
+def default_eval_every(steps: int) -> int:
+    """The evaluation interval when --eval-every is not given: steps / 20, at most 100000."""
+    return max(1, min(steps // 20, MAX_DEFAULT_EVAL_EVERY))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 MUTABLE_ON_RESUME = frozenset(f.name for f in dataclasses.fields(TrainConfig)
@@ -100,30 +144,202 @@ def require_positive(cfg: object, *names: str, prefix: str = "") -> None:
     """Each named field of `cfg` must be an integer >= 1."""
     for name in names:
         v = getattr(cfg, name)
-        require(isinstance(v, int) and v >= 1, f"{prefix}{name}", v, "an integer >= 1")
+        require(_is_int(v) and v >= 1, f"{prefix}{name}", v, "an integer >= 1")
+
+
+def require_number(cfg: object, *names: str, low: float = -math.inf, high: float = math.inf,
+                   low_open: bool = False, high_open: bool = False, optional: bool = False
+                   ) -> None:
+    """Each named field of `cfg` must be a finite number in the interval from `low` to `high`
+    (open at an end with `low_open`/`high_open`); `optional`: None is accepted too.
+
+    NaN and infinities are refused whatever the bounds: no hyperparameter means anything there.
+    """
+    lo = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
+    hi = "" if high == math.inf else f"{'<' if high_open else '<='} {high:g}"
+    if lo and hi:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        accepted = f"a number in {left}{low:g}, {high:g}{right}"
+    else:
+        accepted = f"a finite number {lo or hi}".rstrip()
+    if optional:
+        accepted += " or None"
+    for name in names:
+        v = getattr(cfg, name)
+        if v is None and optional:
+            continue
+        ok = _is_finite(v) and (v > low if low_open else v >= low) and (
+            v < high if high_open else v <= high)
+        require(ok, name, v, accepted)
+
+
+def require_sizes(cfg: object, name: str, *, allow_empty: bool = True) -> None:
+    """A tuple of layer sizes: every entry an integer >= 1 (and at least one unless
+    `allow_empty`)."""
+    v = getattr(cfg, name)
+    ok = isinstance(v, tuple | list) and all(_is_int(h) and h >= 1 for h in v)
+    accepted = "layer sizes that are integers >= 1"
+    if not allow_empty:
+        ok = ok and len(v) >= 1
+        accepted = "one or more " + accepted
+    require(ok, name, v, accepted)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on `device`, or None when that is not known here.
+
+    CUDA: the driver's free memory. CPU: MemAvailable of /proc/meminfo (what can be allocated
+    without swapping, page cache included), less by a cgroup limit (a container's), else the
+    free pages os.sysconf reports.
+    """
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):
+            return None
+    free = _meminfo_available()
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            return None
+    limit = _cgroup_room()
+    return free if limit is None else min(free, limit)
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """memory.max - memory.current of this process's cgroup (v2), when it has a limit."""
+    try:
+        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
+        if limit == "max":
+            return None
+        used = open("/sys/fs/cgroup/memory.current", encoding="ascii").read().strip()
+        return max(0, int(limit) - int(used))
+    except (OSError, ValueError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    i = 0
+    while abs(n) >= 1024 and i < len(units) - 1:
+        n, i = n / 1024, i + 1
+    return f"{n:.0f} B" if i == 0 else f"{n:.1f} {units[i]}"
 
 
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a frozen config dataclass from its JSON form (lists back to tuples)."""
+    """Rebuild a frozen config dataclass from its JSON form (lists back to tuples).
+
+    Values are checked as `typed_fields` does, then by the dataclass's own checks; either fault
+    is a ValueError naming the field and what it accepts.
+    """
+    kwargs = typed_fields(cls, data)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a check that compares a value of a type it did not expect
+        raise ValueError(" ".join(str(e).split())) from None
+
+
+def typed_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `cls` from their JSON form: every value must have its field's type (a JSON
+    integer is accepted for a float field; lists become tuples), every field without a default
+    must be there, and no other key may be; else a ValueError names the first fault."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected an object of {cls.__name__} fields, got {_json_name(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(fields)
     if unknown:
         raise ValueError(
             f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(fields)}"
         )
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"the {cls.__name__} field {missing[0]!r} is missing")
     hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for k, v in data.items():
-        origin = typing.get_origin(hints[k])
-        if isinstance(v, list) and (origin is tuple or _has_tuple(hints[k])):
-            v = tuple(v)
-        kwargs[k] = v
-    return cls(**kwargs)
+    return {k: _typed(k, v, hints[k]) for k, v in data.items()}
 
 
-def _has_tuple(tp: Any) -> bool:
-    return isinstance(tp, types.UnionType) and any(typing.get_origin(a) is tuple
-                                                    for a in typing.get_args(tp))
+_NO = object()
+
+
+def _typed(name: str, v: Any, tp: Any) -> Any:
+    """`v` as field type `tp`, or ValueError naming the field and the type."""
+    options = typing.get_args(tp) if _is_union(tp) else (tp,)
+    if v is None and type(None) in options:
+        return None
+    for t in options:
+        if t is not type(None) and (out := _as(v, t)) is not _NO:
+            return out
+    raise ValueError(f"{name} is {_shown(v)}, expected {_describe(tp)}")
+
+
+def _as(v: Any, t: Any) -> Any:
+    if t is bool:
+        return v if isinstance(v, bool) else _NO
+    if t is int:
+        return v if _is_int(v) else _NO
+    if t is float:
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            return _NO
+        try:
+            return float(v)
+        except OverflowError:
+            return _NO
+    if t is str:
+        return v if isinstance(v, str) else _NO
+    if typing.get_origin(t) is tuple:
+        return _as_tuple(v, typing.get_args(t))
+    return v  # a type JSON has no form for: the dataclass checks it
+
+
+def _as_tuple(v: Any, args: tuple[Any, ...]) -> Any:
+    if not isinstance(v, list | tuple):
+        return _NO
+    if len(args) == 2 and args[1] is Ellipsis:
+        items = [_as(x, args[0]) for x in v]
+    elif len(args) == len(v):
+        items = [_as(x, a) for x, a in zip(v, args, strict=True)]
+    else:
+        return _NO
+    return _NO if any(i is _NO for i in items) else tuple(items)
+
+
+def _is_union(tp: Any) -> bool:
+    return isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union
+
+
+def _describe(tp: Any) -> str:
+    if _is_union(tp):
+        return " or ".join(_describe(t) for t in typing.get_args(tp))
+    if typing.get_origin(tp) is tuple:
+        item = _describe(typing.get_args(tp)[0])
+        return f"a list of {item.removeprefix('an ').removeprefix('a ')}s"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             type(None): "null"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _json_name(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(v), "a number")
+
+
+def _shown(v: Any) -> str:
+    text = "null" if v is None else repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def config_difference(

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import time
 from datetime import datetime
@@ -29,13 +30,16 @@ import numpy as np
 import torch
 
 from agents.runs.checkpoint import latest_step, load_checkpoint, save_checkpoint
-from data.files import kinema_version, write_atomic
+from data.files import TMP_MARK, kinema_version, write_atomic
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
 CONFIG_FILE, METRICS_FILE, TB_DIR = "config.json", "metrics.jsonl", "tb"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_LEFTOVER_RE = re.compile(r"\.(.+)" + re.escape(TMP_MARK) + r"([0-9]+)-[0-9a-f]+")
+_OWN_FILES = ("LATEST", CONFIG_FILE, METRICS_FILE)
+"""The files of a run folder that are replaced with data.files.write_atomic."""
 _NOT_SCALARS = ("step", "wall_time")  # TensorBoard has both on every event already
 
 
@@ -74,17 +78,25 @@ class Run:
             text = json.dumps(meta, indent=2) + "\n"
         except (TypeError, ValueError) as e:
             raise RunError(f"config cannot be written as JSON ({e})") from None
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        root = check_runs_dir(Path(root))
         base = f"{env}-{algo}-{now:%Y%m%d-%H%M%S}"
-        for n in itertools.count(1):
-            path = root / (base if n == 1 else f"{base}-{n}")
-            try:
-                path.mkdir()  # atomic, so two runs started in the same second get two folders
-                break
-            except FileExistsError:
-                continue
-        write_atomic(path / CONFIG_FILE, text.encode())
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for n in itertools.count(1):
+                path = root / (base if n == 1 else f"{base}-{n}")
+                try:
+                    path.mkdir()  # atomic, so two runs started in the same second get two
+                    break
+                except FileExistsError:
+                    continue
+        except OSError as e:
+            raise RunError(f"--runs-dir {root} cannot hold a new run folder "
+                           f"({e.strerror or e})") from None
+        try:
+            write_atomic(path / CONFIG_FILE, text.encode())
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # no run folder without its config.json
+            raise
         return cls(path, json.loads(text))
 
     @classmethod
@@ -108,6 +120,25 @@ class Run:
     @property
     def path(self) -> Path:
         return self._path
+
+    def clean_leftovers(self) -> list[Path]:
+        """Remove the temporary files a killed `write_atomic` left beside LATEST, config.json or
+        metrics.jsonl (`.<name>.tmp-<pid>-<hex>`), unless the process that named one still runs
+        (it may be writing it now). Call it before writing to a run that is opened again, as
+        `kinema train --resume` does; returns what was removed."""
+        removed = []
+        for p in self._path.iterdir():
+            m = _LEFTOVER_RE.fullmatch(p.name)
+            if m is None or m.group(1) not in _OWN_FILES or not p.is_file() or p.is_symlink():
+                continue
+            if _alive(int(m.group(2))):
+                continue
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(p)
+        return removed
 
     @property
     def config(self) -> dict[str, Any]:
@@ -273,6 +304,33 @@ def _drop_torn_tail(path: Path) -> None:
         f.seek(0)
         f.truncate(f.read().rfind(b"\n") + 1)
 
+
+
+def check_runs_dir(root: Path) -> Path:
+    """`root` if it is a folder or can be made one; else RunError naming it (before any run)."""
+    for p in (root, *root.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                what = "is a file" if p == root else f"is inside {p}, which is a file"
+                raise RunError(f"--runs-dir {root} {what}; it must be a folder (or a path where "
+                               "one can be made)")
+            if not os.access(p, os.W_OK | os.X_OK) and p == root:
+                raise RunError(f"--runs-dir {root} is not writable by this user")
+            break
+    return root
+
+
+def _alive(pid: int) -> bool:
+    """Whether another process with this id runs now (ours is not: we are not mid-write)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process (or no such process id)
+        return False
+    except OSError:
+        return True  # someone else's process (PermissionError): leave its file alone
+    return True
 
 
 def _git_commit() -> str | None:

@@ -20,18 +20,44 @@ from agents.runs.config import (
     TrainConfig,
     config_difference,
     config_from_dict,
+    default_eval_every,
     resolve_device,
+    typed_fields,
 )
 from agents.runs.evaluation import Evaluator, evaluate
-from agents.runs.run import Run
+from agents.runs.restore import check_resume_tree, restore_agent
+from agents.runs.run import CONFIG_FILE, Run, RunError, check_runs_dir
+from sim.errors import UnknownNameError
 
 OnProgress = Callable[[Progress], None] | None
+
+
+STOP_REASONS = ("budget", "target_return", "early_stopping", "expert_quit")
+"""Why training stopped: the step budget was spent, an evaluation reached --target-return,
+early stopping on the validation loss ended it (BC), or the expert quit (DAgger, teleop)."""
 
 
 @dataclass
 class TrainResult:
     run: Path
     loop: LoopState
+    stopped: str = "budget"
+    """One of STOP_REASONS."""
+
+
+def stop_reason(loop: LoopState, steps: int, agent: Agent) -> str:
+    """Why a loop that returned normally stopped (one of STOP_REASONS).
+
+    Short of the budget and the target, a DAgger loop (its config names an expert) ends only
+    when the expert quits; BC's loop only when early stopping ends it.
+    """
+    if loop.solved_at is not None:
+        return "target_return"
+    if loop.step >= steps:
+        return "budget"
+    if getattr(getattr(agent, "cfg", None), "expert", None) is not None:
+        return "expert_quit"
+    return "early_stopping" if getattr(agent, "stopped", False) else "budget"
 
 
 def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
@@ -50,10 +76,11 @@ def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
     steps = cfg.steps or algo.default_steps(cfg.env)
     schedule = Schedule(
         steps=steps,
-        eval_every=cfg.eval_every or max(1, steps // 20),
+        eval_every=cfg.eval_every or default_eval_every(steps),
         eval_episodes=cfg.eval_episodes,
         target_return=cfg.target_return,
         checkpoint_every=cfg.checkpoint_every,
+        keep_checkpoints=cfg.keep_checkpoints or None,
         evaluate=evaluator,
     )
     return algo, agent, envs, schedule
@@ -61,14 +88,15 @@ def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
 
 def _run_loop(algo: Algorithm, agent: Agent, envs: gym.vector.VectorEnv | None, run: Run,
               schedule: Schedule, resume_tree: dict[str, Any] | None,
-              on_progress: OnProgress) -> LoopState:
+              on_progress: OnProgress) -> TrainResult:
     with run:
         try:
-            return algo.loop(agent, envs, run, schedule, resume=resume_tree,
+            loop = algo.loop(agent, envs, run, schedule, resume=resume_tree,
                              on_progress=on_progress)
         finally:
             if envs is not None:
                 envs.close()
+    return TrainResult(run.path, loop, stop_reason(loop, schedule.steps, agent))
 
 
 def train(cfg: TrainConfig, algo_cfg: Any | None = None, *, on_progress: OnProgress = None,
@@ -79,6 +107,7 @@ def train(cfg: TrainConfig, algo_cfg: Any | None = None, *, on_progress: OnProgr
     """
     algo = algorithm(cfg.algo)
     algo_cfg = algo_cfg if algo_cfg is not None else algo.preset(cfg.env)
+    check_runs_dir(Path(cfg.runs_dir))  # before envs and networks are built
     algo, agent, envs, schedule = _setup(cfg, algo_cfg, evaluator)
     config = {"train": dataclasses.asdict(cfg), "algo_config": dataclasses.asdict(algo_cfg)}
     try:
@@ -87,7 +116,7 @@ def train(cfg: TrainConfig, algo_cfg: Any | None = None, *, on_progress: OnProgr
         if envs is not None:
             envs.close()
         raise
-    return TrainResult(run.path, _run_loop(algo, agent, envs, run, schedule, None, on_progress))
+    return _run_loop(algo, agent, envs, run, schedule, None, on_progress)
 
 
 def resume(
@@ -98,39 +127,75 @@ def resume(
     """Continue a run from its LATEST checkpoint, bit-exactly on CPU.
 
     Budget, evaluation, checkpoint and device options may change; any other difference is
-    refused with the list of differing fields.
+    refused with the list of differing fields. The checkpoint is read and checked against the
+    agent config.json describes before anything in the run folder changes.
     """
     run = Run.open(run_path)
-    saved_train, saved_algo = run.config["train"], run.config["algo_config"]
-    diff = config_difference(saved_train, train_overrides or {}, MUTABLE_ON_RESUME)
-    diff += config_difference(saved_algo, algo_overrides or {}, frozenset())
+    overrides = train_overrides or {}
+    cfg, algo_cfg = saved_configs(run, overrides)
+    diff = config_difference(run.config["train"], overrides, MUTABLE_ON_RESUME)
+    diff += config_difference(run.config["algo_config"], algo_overrides or {}, frozenset())
     if diff:
         raise ValueError(f"cannot resume {run.path.name} with a different config "
                          f"({'; '.join(diff)}); "
                          f"only {', '.join(sorted(MUTABLE_ON_RESUME))} may change")
-    cfg = config_from_dict(TrainConfig, saved_train | (train_overrides or {}))
-    algo_cfg = config_from_dict(algorithm(cfg.algo).config_cls, saved_algo)
     algo, agent, envs, schedule = _setup(cfg, algo_cfg, evaluator)
     try:
         step, tree = run.load()
+        folder = run.path / "checkpoints" / str(step)
+        check_resume_tree(tree, folder, agent, None if envs is None else envs.num_envs)
+        restore_agent(agent, tree, folder)  # the loop loads it again; this finds faults first
+        run.clean_leftovers()
         run.resume_from(step)
     except BaseException:
         if envs is not None:
             envs.close()
         raise
-    return TrainResult(run.path, _run_loop(algo, agent, envs, run, schedule, tree, on_progress))
+    return _run_loop(algo, agent, envs, run, schedule, tree, on_progress)
+
+
+def saved_configs(run: Run, overrides: dict[str, Any] | None = None) -> tuple[TrainConfig, Any]:
+    """The run's TrainConfig (with `overrides`) and algorithm config, from its config.json.
+
+    A fault of config.json (a missing section, a value of the wrong type or out of range) is a
+    RunError naming the file; a bad override is a ValueError naming its flag. The saved device
+    is checked as a value only: this machine may lack it, and --device may change it.
+    """
+    file = run.path / CONFIG_FILE
+    sections = {}
+    for name in ("train", "algo_config"):
+        section = run.config.get(name)
+        if not isinstance(section, dict):
+            raise RunError(f"{file} has no {name!r} section (an object of options); a run's "
+                           "config holds 'train' and 'algo_config'")
+        sections[name] = section
+    where = "train"
+    try:
+        saved = typed_fields(TrainConfig, sections["train"])
+        TrainConfig(**(saved | {"device": "cpu"}))
+        sim.spec(saved["env"])
+        where = "algo_config"
+        algo_cfg = config_from_dict(algorithm(saved["algo"]).config_cls, sections["algo_config"])
+    except (ValueError, UnknownNameError) as e:
+        raise RunError(f"{file}: in {where!r}, {e}") from None
+    return TrainConfig(**(saved | (overrides or {}))), algo_cfg
 
 
 def load_agent(run_path: Path, *, step: int | None = None, device: str = "cpu"
                ) -> tuple[Agent, Run]:
     """The trained agent of a run (LATEST checkpoint unless `step`), for eval and export."""
     run = Run.open(run_path)
-    algo = algorithm(run.config["train"]["algo"])
-    algo_cfg = config_from_dict(algo.config_cls, run.config["algo_config"])
-    agent = algo.make_agent(algo_cfg, sim.spec(run.env).info, resolve_device(device))
-    _, tree = run.load(step)
-    agent.load_state_dict(tree["agent"] | {"optim": tree["optim"]})
+    cfg, algo_cfg = saved_configs(run, {"device": device})
+    algo = algorithm(cfg.algo)
+    try:
+        info = sim.spec(run.env).info
+    except UnknownNameError as e:
+        raise RunError(f"{run.path / CONFIG_FILE}: {e}") from None
+    agent = algo.make_agent(algo_cfg, info, resolve_device(device))
+    step, tree = run.load(step)
+    restore_agent(agent, tree, run.path / "checkpoints" / str(step))
     return agent, run
 
 
-__all__ = ["Progress", "TrainConfig", "TrainResult", "load_agent", "resume", "train"]
+__all__ = ["Progress", "TrainConfig", "TrainResult", "load_agent", "resume", "saved_configs",
+           "train"]

@@ -138,3 +138,50 @@ def test_every_option_has_help():
         assert opt in r.stdout
     for cmd in ("envs", "eval", "export", "run"):
         assert kinema(cmd, "--help").returncode == 0
+
+
+def _train_json(capsys, *args) -> dict:
+    capsys.readouterr()
+    assert main(["train", *args, "--no-progress", "--json"]) == 0
+    return last_json(capsys.readouterr().out)
+
+
+def test_the_summary_says_why_training_stopped(tmp_path, capsys):
+    common = ["--env", "cartpole", "--eval-episodes", "1", "--runs-dir", str(tmp_path)]
+    out = _train_json(capsys, "ppo", *common, "--steps", "256")
+    assert out["stopped"] == "budget" and out["solved_at"] is None
+    out = _train_json(capsys, "ppo", *common, "--steps", "2048", "--eval-every", "256",
+                      "--target-return", "1")
+    assert out["stopped"] == "target_return" and out["solved_at"] == 256 and out["steps"] == 256
+    capsys.readouterr()
+    assert main(["train", "ppo", *common, "--steps", "256", "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "stopped" in table and "budget" in table and "solved_at" in table
+
+
+def test_bc_that_stopped_early_says_so(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    assert main(["collect", "--env", "pendulum", "--expert", "scripted", "--episodes", "2",
+                 "--out", str(ds), "--json"]) == 0
+    out = _train_json(capsys, "bc", "--env", "pendulum", "--dataset", str(ds), "--steps", "20000",
+                      "--val-every", "5", "--patience", "1", "--hidden", "16",
+                      "--eval-episodes", "1", "--runs-dir", str(tmp_path / "runs"))
+    assert out["stopped"] == "early_stopping" and out["solved_at"] is None
+    assert out["steps"] < 20000
+
+
+def test_keep_checkpoints_is_an_option_that_may_change_on_resume(tmp_path, capsys):
+    common = ["--eval-every", "256", "--eval-episodes", "1"]
+    _train_json(capsys, "ppo", "--env", "cartpole", "--steps", "1024", "--keep-checkpoints", "1",
+                "--runs-dir", str(tmp_path), *common)
+    (run,) = tmp_path.iterdir()
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["1024"]
+    leftover = run / ".LATEST.tmp-999999999-0badc0de"  # what a save killed mid-write leaves
+    leftover.write_text("checkpoints/5\n")
+    out = _train_json(capsys, "--resume", str(run), "--steps", "2048", "--keep-checkpoints", "0",
+                      *common)
+    assert out["steps"] == 2048 and not leftover.exists()
+    steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir())
+    assert steps == [1024, 1280, 1536, 1792, 2048]
+    assert json.loads((run / "config.json").read_text())["config"]["train"][
+        "keep_checkpoints"] == 1  # config.json records how the run was started

@@ -116,3 +116,16 @@ def test_a_bad_algorithm_option_is_one_line_on_stderr_with_exit_2(tmp_path):
     assert r.stderr.strip().splitlines() == [
         "kinema train: error: argument --tau: invalid value 'fast'; expected FLOAT"]
     assert "│" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_keep_checkpoints_is_helped_and_mutable_on_resume():
+    action = by_flag(train_parser())["--keep-checkpoints"]
+    for needle in ("newest N", "older ones are deleted", "0: keep all", "(default 3)"):
+        assert needle in action.help
+    assert "keep_checkpoints" in MUTABLE_ON_RESUME and TrainConfig("ppo", "x").keep_checkpoints == 3
+
+
+@pytest.mark.parametrize("text,value", [("1e6", 1_000_000), ("2.5e5", 250_000), ("64", 64)])
+def test_integer_flags_take_an_exact_scientific_form(text, value):
+    a, _ = build_parser("train").parse_known_args(["train", "--steps", text, "--seed", text])
+    assert (a.steps, a.seed) == (value, value)

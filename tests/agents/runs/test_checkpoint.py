@@ -122,7 +122,7 @@ def test_no_file_is_a_pickle_and_loading_never_unpickles(
     save_checkpoint(tmp_path, 5, {"model": net.state_dict(), "optim": opt.state_dict()})
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert {p.name for p in files} == {"model.safetensors", "optim.safetensors", "state.json",
-                                       "LATEST"}
+                                       "state.json.sha256", "LATEST"}
     for p in files:
         head = p.read_bytes()[:8]
         assert head[:1] != b"\x80" and head[:2] != b"PK", p  # pickle protocol 2+, torch zip
@@ -228,6 +228,12 @@ def test_keep_last_prunes_older_checkpoints_only(tmp_path: Path) -> None:
     assert sorted(int(p.name) for p in root.iterdir()) == [0, 1, 2, 45, 50]
 
 
+def _write_consistently(state: Path, data: bytes) -> None:
+    """Replace state.json and record its new SHA-256 beside it, as a buggy writer might."""
+    state.write_bytes(data)
+    state.with_name("state.json.sha256").write_text(f"{ckpt.sha256_file(state)}  state.json\n")
+
+
 def _damage(path: Path, how: str) -> None:
     data = path.read_bytes()
     if how == "truncate":
@@ -252,6 +258,8 @@ def test_corrupt_safetensors_with_matching_hash_is_a_checkpoint_error(tmp_path: 
     meta = json.loads((folder / "state.json").read_text())
     meta["files"]["model.safetensors"] = ckpt.sha256_file(folder / "model.safetensors")
     (folder / "state.json").write_text(json.dumps(meta))
+    (folder / "state.json.sha256").write_text(
+        f"{ckpt.sha256_file(folder / 'state.json')}  state.json\n")  # a consistent lie
     with pytest.raises(CheckpointError, match=r"model\.safetensors is not a valid safetensors"):
         load_checkpoint(tmp_path)
 
@@ -262,7 +270,10 @@ def test_corrupt_safetensors_with_matching_hash_is_a_checkpoint_error(tmp_path: 
     (lambda r: (r / "LATEST").write_text("nonsense"), r"LATEST is 'nonsense'"),
     (lambda r: (r / "LATEST").write_text("checkpoints/99\n"), r"checkpoints/99 does not exist"),
     (lambda r: (r / "checkpoints/7/optim.safetensors").unlink(), r"optim\.safetensors is missing"),
-    (lambda r: (r / "checkpoints/7/state.json").write_text("{"), r"state\.json is not valid JSON"),
+    (lambda r: (r / "checkpoints/7/state.json").write_text("{"),
+     r"state\.json is corrupt or was edited"),
+    (lambda r: _write_consistently(r / "checkpoints/7/state.json", b"{"),
+     r"state\.json is not valid JSON"),
     (lambda r: (r / "checkpoints/7/state.json").unlink(), r"state\.json is missing"),
 ])
 def test_bad_run_folders_raise_one_clear_error(tmp_path: Path, damage, message: str) -> None:
@@ -284,3 +295,41 @@ def test_latest_step_and_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="keep_last"):
         save_checkpoint(tmp_path, 1, {}, keep_last=0)
     assert latest_step(tmp_path) is None
+
+
+def test_every_file_of_a_checkpoint_is_covered_by_a_sha256(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, 7, {"model": {"w": torch.ones(2)}, "n": 1})
+    folder = tmp_path / "checkpoints" / "7"
+    sidecar = (folder / "state.json.sha256").read_text()
+    assert sidecar == f"{ckpt.sha256_file(folder / 'state.json')}  state.json\n"  # sha256sum -c
+    meta = json.loads((folder / "state.json").read_text())
+    assert meta["format"] == "kinema-checkpoint/2" and set(meta["files"]) == {
+        "model.safetensors", "optim.safetensors"}
+    (folder / "state.json").write_text((folder / "state.json").read_text().replace(
+        '"n": 1', '"n": 2'))  # an edit that is still valid JSON and a valid tree
+    with pytest.raises(CheckpointError, match=r"state\.json is corrupt or was edited: its "
+                       r"SHA-256 .* recorded in state\.json\.sha256") as info:
+        load_checkpoint(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda f: (f / "state.json.sha256").unlink(), r"state\.json\.sha256 is missing"),
+    (lambda f: (f / "state.json.sha256").write_text("nonsense"),
+     r"state\.json\.sha256 is malformed"),
+])
+def test_a_missing_or_malformed_sidecar_is_refused(tmp_path: Path, damage, message: str) -> None:
+    save_checkpoint(tmp_path, 7, {"n": 1})
+    damage(tmp_path / "checkpoints" / "7")
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path)
+
+
+def test_a_format_1_checkpoint_loads_without_its_sidecar(tmp_path: Path) -> None:
+    """Checkpoints written before state.json.sha256 existed stay loadable (tests/fixtures)."""
+    save_checkpoint(tmp_path, 7, {"n": 1})
+    folder = tmp_path / "checkpoints" / "7"
+    (folder / "state.json.sha256").unlink()
+    meta = json.loads((folder / "state.json").read_text())
+    (folder / "state.json").write_text(json.dumps(meta | {"format": "kinema-checkpoint/1"}))
+    assert load_checkpoint(tmp_path) == (7, {"n": 1})

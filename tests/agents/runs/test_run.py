@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -143,3 +144,30 @@ def test_save_and_load_go_to_the_run_folder(tmp_path: Path) -> None:
     assert step == 16 and torch.equal(state["model"]["w"], torch.arange(4.0))
     assert (run.path / "LATEST").read_text() == "checkpoints/16\n"
     assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["16"]
+
+
+def test_clean_leftovers_removes_only_what_a_killed_write_atomic_left(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its process id now names no process
+    with Run.create(tmp_path, "cartpole", "ppo", {}) as run:
+        pass
+    path = run.path
+    gone = [f".LATEST.tmp-{dead.pid}-0123abcd", f".metrics.jsonl.tmp-{os.getpid()}-ffff0000",
+            f".config.json.tmp-{dead.pid}-00000000"]
+    kept = [f".LATEST.tmp-{os.getppid()}-0123abcd",  # a live writer may be mid-write
+            ".LATEST.tmp-notes", "LATEST.tmp-1-00000000", f".mine.tmp-{dead.pid}-0123abcd"]
+    for name in gone + kept:
+        (path / name).write_text("x")
+    (path / f".LATEST.tmp-{dead.pid}-dir0").mkdir()
+    assert sorted(p.name for p in run.clean_leftovers()) == sorted(gone)
+    left = {p.name for p in path.iterdir()}
+    assert set(kept) <= left and not set(gone) & left and f".LATEST.tmp-{dead.pid}-dir0" in left
+    assert (path / "config.json").is_file()
+
+
+def test_create_refuses_a_runs_dir_that_is_a_file_and_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for root in (tmp_path / "file", tmp_path / "file" / "sub"):
+        with pytest.raises(RunError, match=r"--runs-dir .* file; it must be a folder"):
+            Run.create(root, "cartpole", "ppo", {})
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
