@@ -15,6 +15,19 @@ expert), beta_i = p^i after. Labels are taken online, while the learner's episod
 the same as labelling afterwards for a scripted, trained or MPC expert, and is how a person at
 the keyboard corrects the learner (they see the learner drive and press what they would do).
 
+Defaults. p = 0, i.e. beta_i = I(i = 0): the paper's parameter-free schedule, which "often
+performs best in practice" (Ross et al. 2011, section 3), and one learner episode per round:
+for a fixed label budget that is the most rounds N, and the paper's bound shrinks with N (the
+average regret of the online learner, gamma_N, goes to 0). Both matter where the learner's
+failures are few states (pendulum: a learner that spins, or pumps the wrong way from a start it
+has not seen): with beta_i = 0.5 the expert rescues the learner half the time, so its own
+failure states are rarely visited and labelled, and with two episodes per round a failure found
+in one round is labelled a round later. Measured on pendulum (256x256, 1,000 updates per
+round): with p = 0.5 and two expert then two learner episodes per round, seeds 0..3 ended at
+1.00, 0.24, 0.99, 0.63 after 1,200 labels (seed 1 spins at full speed, pushing the wrong way,
+in states no expert-rescued episode visited); with these defaults the first score >= 0.95 came
+at 600, 1,200, 1,200, 600, 1,200 and 1,000 labels on seeds 0..5, and all ended >= 0.98 at 2,000.
+
 The learner is the BC agent; DAggerConfig extends BCConfig, so every BC option applies. The
 loop is agents/loops/dagger.py `train_dagger`; the aggregated dataset is RUN/dataset, in the
 same verified Minari layout as `kinema collect` writes.
@@ -35,15 +48,16 @@ __all__ = ["DAggerConfig", "beta_schedule", "preset"]
 
 @dataclass(frozen=True)
 class DAggerConfig(BCConfig):
-    """DAgger options plus the learner's (BC) options; `--steps` caps the expert labels."""
+    """DAgger options plus the learner's (BC) options; `--steps` caps the expert labels (the
+    episode that reaches the cap is cut there, so a run never holds more)."""
 
     expert: str = "scripted"
     """Labelling expert: scripted, mpc (or mpc:horizon=30,samples=128), teleop, or a run folder."""
-    initial_episodes: int = 2
+    initial_episodes: int = 1
     """Pure expert episodes (beta_0 = 1) recorded first when no --dataset is given."""
-    episodes_per_round: int = 2
+    episodes_per_round: int = 1
     """Learner episodes (mixed with the expert by beta_i) labelled per round."""
-    beta_decay: float = 0.5
+    beta_decay: float = 0.0
     """p of the schedule beta_i = p^i for rounds i >= 1 (0: the learner alone drives)."""
     updates_per_round: int = 2000
     """Most gradient updates per round (early stopping may end a round sooner)."""

@@ -74,12 +74,18 @@ def test_ensemble_nll_policy_exports_the_dataset_statistics():
     assert sample.shape == (7, 1) and sample.abs().max() <= 1.0
 
 
-def test_bc_from_ten_scripted_episodes_on_pendulum(tmp_path):
+BC_UPDATES = 1000
+"""BC's update budget on pendulum. Evaluated every 250 updates, the score first reached >= 0.9
+at 500 updates on seeds 0, 1 and 2 (0.99, 0.98, 0.98 there) and stayed >= 0.98 to 1,500."""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bc_from_ten_scripted_episodes_on_pendulum(tmp_path, seed):
     """The issue's bar: normalized score >= 0.9 from 10 scripted-expert episodes."""
     ds = tmp_path / "ds"
     record("pendulum", make_expert("scripted", "pendulum"), 10, ds)
-    cfg = TrainConfig(algo="bc", env="pendulum", steps=1500, eval_every=1500,
-                      runs_dir=str(tmp_path / "runs"))
+    cfg = TrainConfig(algo="bc", env="pendulum", seed=seed, steps=BC_UPDATES,
+                      eval_every=BC_UPDATES, runs_dir=str(tmp_path / "runs"))
     result = train(cfg, BCConfig(dataset=str(ds)))
     evals = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
     last = [e for e in evals if e["kind"] == "eval"][-1]
