@@ -3,10 +3,11 @@
     python -m benchmarks.imitation [--tasks pendulum,inverted-pendulum,...] [--seeds 0,1]
 
 For each task: record the scripted expert's episodes (seeds 0..), train BC on the first N of
-them, and run DAgger (1 initial expert episode, then rounds of 1 learner episode relabelled by
-the expert, beta_i = 0.5^i) up to a label budget. Scores are (R - R_random) / (R_expert -
-R_random) over 10 evaluation episodes (seeds 10000..10009), as agents/imitation/scores.py computes
-them. Prints a markdown table (BENCHMARKS.md, imitation section) and one JSON line per result.
+them, and run DAgger with its defaults (1 initial expert episode, then rounds of 1 learner
+episode relabelled by the expert, beta_i = I(i = 0)) up to a label budget. Scores are
+(R - R_random) / (R_expert - R_random) over 10 evaluation episodes (seeds 10000..10009), as
+agents/imitation/scores.py computes them. Prints a markdown table (BENCHMARKS.md, imitation
+section) and one JSON line per result.
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ index. Export refuses, writing nothing, when the module's outputs have the wrong
 finite, leave the action bounds (a sign that scaling or clipping is missing), or when
 onnxruntime disagrees with torch by more than `max_error` on 1000 observations. The bundle is
 built in a temporary sibling folder and renamed into place, so a crash never leaves a
-half-written bundle and an older bundle is replaced only by a complete one.
+half-written bundle and an older bundle is replaced only by a complete one. The output folder
+may be new, empty, or hold exactly a bundle (policy.onnx and contract.json): a folder holding
+anything else is refused, naming what it holds, so an export never deletes someone's files.
+The graph ships without the exporter's metadata (deploy.onnx_meta): no file path or source
+line of the exporting machine reaches a robot.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, cast
 
 import gymnasium as gym
@@ -42,6 +46,7 @@ from deploy.contract import (
     Quantization,
 )
 from deploy.joint_state_map import JointStateMapError, parse_joint_state_map
+from deploy.onnx_meta import strip_metadata
 from models.normalizer import RunningNorm
 
 OPSET = 20
@@ -90,15 +95,13 @@ def export_bundle(
     float graph passed parity and the int8 one stayed within `quantize_bound`
     (deploy.quantize's defaults when None); its error and speed go into the contract.
     """
-    if quantize is not None and quantize not in quant.SCHEMES:
-        raise ExportError(f"quantize {quantize!r} is not supported; use one of "
-                          f"{', '.join(quant.SCHEMES)} or none")
+    _check_options(quantize, quantize_bound, source_run)
     info = sim.spec(env).info
     if len(info.obs_shape) != 1:
         raise ExportError(f"env {env!r} has observations of shape {info.obs_shape}; export "
                           "supports flat observations [obs_dim] only")
     out = Path(out_dir)
-    _check_replaceable(out)
+    check_out_dir(out)
     obs_dim = info.obs_shape[0]
     joint_map = None
     if joint_state_map is not None:
@@ -291,7 +294,7 @@ def _to_onnx(module: nn.Module, obs_dim: int) -> bytes:
     except Exception as e:  # the exporter raises many types; one sentence for the user
         raise ExportError(f"torch.onnx.export failed for this policy: {e}") from e
     assert program is not None
-    proto = program.model_proto
+    proto = strip_metadata(program.model_proto)  # before parity, so the hashed bytes ran
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
@@ -323,18 +326,57 @@ def _safe_action(
     return tuple(float(a) for a in given)
 
 
-def _check_replaceable(out: Path) -> None:
-    """Only an older bundle or an empty folder may be replaced, never other files."""
+def _check_options(quantize: str | None, bound: float | None, source_run: str | None) -> None:
+    if quantize is not None and quantize not in quant.SCHEMES:
+        raise ExportError(f"quantize {quantize!r} is not supported; use one of "
+                          f"{', '.join(quant.SCHEMES)} or none")
+    if bound is not None:
+        if quantize is None:
+            raise ExportError(f"quantize_bound {bound:g} applies only to a quantized export; "
+                              "pass quantize='int8' with it, or no bound")
+        if not (math.isfinite(bound) and bound >= 0):
+            raise ExportError(f"quantize_bound is {bound}; expected a finite number >= 0")
+    if source_run is not None and (PurePosixPath(source_run).is_absolute() or PureWindowsPath(
+            source_run).is_absolute() or source_run.startswith("~")):
+        raise ExportError(f"source_run {source_run!r} is an absolute path; pass the run's name "
+                          "(a bundle carries no paths of the machine that exported it)")
+
+
+BUNDLE_FILES = (POLICY_FILE, CONTRACT_FILE)
+
+
+def check_out_dir(out: Path) -> None:
+    """`out` may be absent, an empty folder, or a folder holding exactly a bundle
+    (policy.onnx and contract.json, which an export replaces whole); anything else is
+    refused with ExportError, naming what is there, so no one's files are ever deleted."""
+    where = str(out)
+    if out.is_symlink():
+        raise ExportError(f"{where!r} is a symbolic link; give the folder itself as the output")
     if not out.exists():
+        parent = next((p for p in out.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise ExportError(f"{where!r} cannot be created: {str(parent)!r} is a file")
         return
-    if out.is_dir() and ((out / CONTRACT_FILE).is_file() or not any(out.iterdir())):
-        return
-    raise ExportError(f"{str(out)!r} exists and is not a bundle; choose another output folder")
+    if not out.is_dir():
+        raise ExportError(f"{where!r} exists and is a file, not a bundle folder; choose another "
+                          "output folder")
+    names = sorted(p.name for p in out.iterdir())
+    foreign = [n for n in names if n not in BUNDLE_FILES or not (out / n).is_file()]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise ExportError(f"{where!r} holds {shown}, which export did not write; it replaces "
+                          f"only a folder holding exactly a bundle ({', '.join(BUNDLE_FILES)}): "
+                          "move those away or choose another output folder")
+    if names and len(names) != len(BUNDLE_FILES):
+        missing = ", ".join(n for n in BUNDLE_FILES if n not in names)
+        raise ExportError(f"{where!r} holds {', '.join(names)} but no {missing}: not a bundle "
+                          "export wrote, so it is not replaced; choose another output folder")
 
 
 def _write_bundle(out: Path, blob: bytes, contract: Contract) -> None:
     """Build the bundle in a temporary sibling, then rename it into place (data.files)."""
-    _check_replaceable(out)
+    check_out_dir(out)  # again: the folder may have changed while the graph was checked
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -21,6 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from deploy.contract import Quantization
+from deploy.onnx_meta import strip_metadata
 from deploy.runtime.stats import percentile_us, time_calls
 
 SCHEMES = ("int8",)
@@ -50,7 +51,7 @@ def quantize_int8(blob: bytes) -> bytes:
             raise QuantizationError(f"onnxruntime could not quantize the graph: {e}") from e
         finally:
             root.setLevel(level)
-        model = onnx.load(dst)
+        model = strip_metadata(onnx.load(dst))  # the quantizer's notes ship nowhere either
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from kinema.args import positive_float, positive_int
 from kinema.output import emit, err_console
+from kinema.run import FAULT_EXIT, exit_for_stop, seed, table_view
 
 TOPIC_OPTIONS = (
     ("observation", "std_msgs/Float32MultiArray observations"),
@@ -31,7 +32,13 @@ def add_parser(sub: Any) -> None:
     n = sub.add_parser("ros", help="serve a bundle as a ROS 2 node (needs the ros extra)",
                        description="Subscribe observations, publish commands at the contract's "
                        "rate through the safety layer, honour the e-stop topic, publish JSON "
-                       "status. Ctrl-C latches a stop and sends the safe action before exiting.")
+                       "status. Ctrl-C latches a stop and sends the safe action before exiting.",
+                       epilog="exit status: 0 the node stopped on its bound (--steps, "
+                       "--duration) or on Ctrl-C/SIGTERM with no fault before; 2 bad input, "
+                       f"nothing ran (one line names it); {FAULT_EXIT} a latched fault stop "
+                       "came first (the e-stop topic, stale or non-finite observations, "
+                       "deadline misses, an observation it could not read, a command it could "
+                       "not publish: one line names the reason; the report is still printed)")
     n.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder from kinema export")
     _topic_options(n)
     n.add_argument("--input", choices=("array", "joint-state"), default="array",
@@ -60,7 +67,11 @@ def add_parser(sub: Any) -> None:
     s = sub.add_parser("ros-sim", help="play a simulated robot over ROS 2 (needs the ros extra)",
                        description="Publish the env's observations and apply commands at the "
                        "env's control rate; episodes reset automatically and their returns "
-                       "are reported.")
+                       "are reported.",
+                       epilog="exit status: 0 its episodes or duration done, or Ctrl-C/SIGTERM; "
+                       f"2 bad input, nothing ran (one line names it); {FAULT_EXIT} the "
+                       "simulated robot raised (robot_read_error or robot_send_error, named in "
+                       "one line)")
     s.add_argument("env", metavar="ENV", help="environment name (see kinema envs)")
     _topic_options(s, estop=False)
     s.add_argument("--joint-state-map", type=Path, metavar="FILE",
@@ -70,7 +81,8 @@ def add_parser(sub: Any) -> None:
                    help="simulation rate (default: the env's control rate)")
     s.add_argument("--episodes", type=positive_int, help="stop after N episodes")
     s.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
-    s.add_argument("--seed", type=int, default=0, help="seed of the simulated robot (default 0)")
+    s.add_argument("--seed", type=seed, default=0,
+                   help="seed of the simulated robot, an integer >= 0 (default 0)")
     s.add_argument("--json", action="store_true", help="print the report as one JSON object")
     s.set_defaults(handler=cmd_ros_sim)
 
@@ -102,13 +114,14 @@ def cmd_ros(a: argparse.Namespace) -> None:
     def started(node: Any) -> None:
         err_console.print(f"kinema ros: {a.bundle} commands {node.topics.command} at "
                           f"{node.rate_hz:g} Hz; Ctrl-C stops with the safe action",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
 
     report = run_policy_node(a.bundle, topics=_topics(a), input=a.input, trigger=a.trigger,
                              rate_hz=a.rate, watchdog_s=a.watchdog, max_delta=a.max_delta,
                              max_misses=a.max_misses, steps=a.steps, duration_s=a.duration,
                              on_start=started)
-    emit(report, as_json=a.json, title="ros node")
+    emit(report if a.json else table_view(report), as_json=a.json, title="ros node")
+    exit_for_stop("ros", report.get("reason"), report.get("fault"), interrupt_ends=True)
 
 
 def cmd_ros_sim(a: argparse.Namespace) -> None:
@@ -121,7 +134,9 @@ def cmd_ros_sim(a: argparse.Namespace) -> None:
     report = run_sim_bridge(a.env, topics=_topics(a), seed=a.seed, rate_hz=a.rate,
                             joint_state_map=joint_map, episodes=a.episodes,
                             duration_s=a.duration)
-    emit(report, as_json=a.json, title="ros sim bridge")
+    emit(report if a.json else table_view(report), as_json=a.json, title="ros sim bridge")
+    exit_for_stop("ros-sim", report.get("stop_reason"), report.get("fault"), interrupt_ends=True,
+                  after="the simulated robot stopped")
 
 
 def load_joint_state_map(path: Path, obs_dim: int) -> Any:

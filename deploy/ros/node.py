@@ -9,12 +9,22 @@ safe action every period, as a forward controller would otherwise hold the last 
 Timer trigger (default): the command timer starts half a period after the first observation,
 so with a sensor publishing at the same rate each command is computed on a fresh observation
 and reaches the robot well before its next update, whatever the two clocks' phase. Observation
-trigger: each observation is acted on at once (lowest latency; the timer then only guards
-staleness and repeats the safe action once stopped).
+trigger: each observation is acted on at once (lowest latency); the timer then only guards:
+restarted by every observation, it fires after a period without one (so silence is checked
+against the watchdog) and, once stopped, every period to repeat the safe action.
+
+The node is the robot's side of the loop here, so what would be a driver's read or send error
+is what it can detect of its topics: an observation message it cannot convert latches
+`robot_read_error` (and the safe action is still published), a publish that raises latches
+`robot_send_error` (the command publisher is not used again and the node finishes). The hot
+path allocates little: one preallocated command message whose buffer is written in place,
+observations converted by numpy without Python loops, and status percentiles from a
+histogram (stats.LatencyWindow) at the status timer's own period.
 """
 
 from __future__ import annotations
 
+import array
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +40,7 @@ from std_msgs.msg import Bool, Float32MultiArray, Float64MultiArray, String
 
 from deploy.contract import Contract
 from deploy.joint_state_map import JointStateAssembler
+from deploy.ros.context import timer_callback
 from deploy.ros.topics import (
     ESTOP_QOS,
     JOINT_STATE_QOS,
@@ -37,11 +48,10 @@ from deploy.ros.topics import (
     SENSOR_QOS,
     STATUS_QOS,
     Topics,
-    array_of,
-    command_msg,
+    obs_of,
     status_msg,
 )
-from deploy.runtime.safety import ESTOP, SafetyLayer
+from deploy.runtime.safety import ESTOP, ROBOT_READ_ERROR, ROBOT_SEND_ERROR, SafetyLayer
 from deploy.runtime.stats import LatencyWindow
 
 INPUTS = ("array", "joint-state")
@@ -93,6 +103,7 @@ class PolicyNode(Node):
         )
         self.max_steps = max_steps
         self.steps = self.deadline_misses = self.safe_commands = self.observations = 0
+        self.status_errors = 0
         self.latency = LatencyWindow(WINDOW)
         self.inference = LatencyWindow(WINDOW)
         self.jitter = LatencyWindow(WINDOW)
@@ -105,6 +116,12 @@ class PolicyNode(Node):
         self._t0 = 0.0
         self._tick: int | None = None
         self._state = "waiting"
+        self._send_failed = False
+        # One command message, reused: its array.array buffer is written in place through a
+        # numpy view, and publish() serializes it before returning.
+        self._cmd_msg = Float64MultiArray()
+        self._cmd_msg.data = array.array("d", bytes(8 * contract.act_dim))
+        self._cmd_view = np.frombuffer(self._cmd_msg.data, np.float64)
 
         t = self.topics
         self._cmd = self.create_publisher(Float64MultiArray, t.command, PUBLISH_QOS)
@@ -115,7 +132,7 @@ class PolicyNode(Node):
             self.create_subscription(JointState, t.joint_states, self._on_joint_state,
                                      JOINT_STATE_QOS)
         self.create_subscription(Bool, t.estop, self._on_estop, ESTOP_QOS)
-        self.create_timer(status_period_s, self.publish_status, clock=self._steady)
+        self.create_timer(status_period_s, timer_callback(self.publish_status), clock=self._steady)
         if trigger == "observation":
             self._start_timer()
 
@@ -126,45 +143,65 @@ class PolicyNode(Node):
 
     @property
     def finished(self) -> bool:
-        """A bounded run (max_steps) has done its steps."""
-        return self.max_steps is not None and self.steps >= self.max_steps
+        """A bounded run (max_steps) has done its steps, or commands can no longer be sent."""
+        return self._send_failed or self.max_steps is not None and self.steps >= self.max_steps
 
     def status(self) -> dict[str, Any]:
-        """What /kinema/status carries (latencies in microseconds, over the last WINDOW steps)."""
+        """What /kinema/status carries (latencies in microseconds, over the last WINDOW steps,
+        within 0.5%: stats.LatencyWindow)."""
+        lat50, lat99 = self.latency.percentiles_us((50, 99))
+        inf50, inf99 = self.inference.percentiles_us((50, 99))
         return {
-            "state": self.state, "reason": self.safety.reason, "steps": self.steps,
-            "deadline_misses": self.deadline_misses,
-            "latency_p50_us": self.latency.p_us(50), "latency_p99_us": self.latency.p_us(99),
-            "inference_p50_us": self.inference.p_us(50),
-            "inference_p99_us": self.inference.p_us(99),
+            "state": self.state, "reason": self.safety.reason, "fault": self.safety.fault,
+            "steps": self.steps, "deadline_misses": self.deadline_misses,
+            "latency_p50_us": lat50, "latency_p99_us": lat99,
+            "inference_p50_us": inf50, "inference_p99_us": inf99,
             "jitter_p99_us": self.jitter.p_us(99), "safe_commands": self.safe_commands,
-            "observations": self.observations, "rate_hz": self.rate_hz, "trigger": self.trigger,
+            "observations": self.observations, "status_errors": self.status_errors,
+            "rate_hz": self.rate_hz, "trigger": self.trigger,
         }
 
     def publish_status(self) -> None:
-        self._status.publish(status_msg(self.status()))
+        try:
+            self._status.publish(status_msg(self.status()))
+        except Exception:  # status is advisory: failing to publish it must not stop commands
+            self.status_errors += 1
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, fault: BaseException | str | None = None) -> None:
         """Latch a stop (the first reason is kept) and send the safe action now."""
         was = self.safety.latched
-        self.safety.estop(reason)
+        self.safety.estop(reason, fault)
         self._publish_safe()
         if not was:
             self.publish_status()
 
     # -- inputs -----------------------------------------------------------------------------
     def _on_array(self, msg: Float32MultiArray) -> None:
-        self._observe(array_of(msg), time.monotonic())
+        try:
+            obs = obs_of(msg)
+        except Exception as e:  # a message we cannot read: the robot's read failed
+            self._read_failed(e)
+            return
+        self._observe(obs, time.monotonic())
 
     def _on_joint_state(self, msg: JointState) -> None:
         assert self._assembler is not None
         recv = time.monotonic()
-        self._assembler.update(
-            msg.name, {"position": msg.position, "velocity": msg.velocity, "effort": msg.effort},
-            recv - self._header_age(msg),
-        )
-        if self._assembler.complete:
-            self._observe(*self._assembler.observation())
+        try:
+            self._assembler.update(
+                msg.name,
+                {"position": msg.position, "velocity": msg.velocity, "effort": msg.effort},
+                recv - self._header_age(msg),
+            )
+            observation = self._assembler.observation() if self._assembler.complete else None
+        except Exception as e:
+            self._read_failed(e)
+            return
+        if observation is not None:
+            self._observe(*observation)
+
+    def _read_failed(self, error: Exception) -> None:
+        self.stop(ROBOT_READ_ERROR, error)  # the command path still works: the safe action
 
     def _header_age(self, msg: JointState) -> float:
         """How old the sample was when it arrived, by its header stamp (0 when unstamped), so
@@ -182,11 +219,14 @@ class PolicyNode(Node):
             self._state = "running"
             if self.trigger == "timer":
                 # Phase: half a period after the first observation (see the module docstring).
-                self._starter = self.create_timer(self.period / 2, self._start_timer,
+                self._starter = self.create_timer(self.period / 2,
+                                                  timer_callback(self._start_timer),
                                                   clock=self._steady)
             self.publish_status()
         if self.trigger == "observation" and not self.safety.latched:
             self._step(obs, stamp, time.monotonic() + self.period, skipped=0)
+            if self._timer is not None and not self.safety.latched:
+                self._timer.reset()  # the guard fires only after a period without observations
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
@@ -198,7 +238,8 @@ class PolicyNode(Node):
             self.destroy_timer(self._starter)
             self._starter = None
         self._t0 = time.monotonic()  # the grid: tick k is due at t0 + k * period
-        self._timer = self.create_timer(self.period, self._on_tick, clock=self._steady)
+        self._timer = self.create_timer(self.period, timer_callback(self._on_tick),
+                                        clock=self._steady)
         if self.trigger == "timer":
             self._on_tick()  # tick 0, now
 
@@ -225,7 +266,7 @@ class PolicyNode(Node):
     def _step(self, obs: np.ndarray, stamp: float, deadline: float, skipped: int) -> None:
         t0 = time.perf_counter()
         action = self.safety.act(self._timed_policy, obs, stamp)
-        self._cmd.publish(command_msg(action))
+        self._send(action)
         t1 = time.perf_counter()
         self.latency.add(t1 - t0)
         self.steps += 1
@@ -244,5 +285,18 @@ class PolicyNode(Node):
         return out
 
     def _publish_safe(self) -> None:
-        self._cmd.publish(command_msg(self.safety.safe_action))
-        self.safe_commands += 1
+        if self._send(self.safety.safe_action):
+            self.safe_commands += 1
+
+    def _send(self, action: np.ndarray) -> bool:
+        """Publish `action` as the command; False once publishing has failed (latched)."""
+        if self._send_failed:
+            return False
+        try:
+            self._cmd_view[:] = action  # float32 -> float64, in place
+            self._cmd.publish(self._cmd_msg)
+        except Exception as e:
+            self._send_failed = True  # never trusted again: the node finishes
+            self.safety.estop(ROBOT_SEND_ERROR, e)
+            return False
+        return True

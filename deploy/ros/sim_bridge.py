@@ -7,7 +7,9 @@ starts on the episode's first state). A period with no new command repeats the p
 and is counted (`held_commands`); a command that is not finite, has the wrong size or leaves
 the action bounds (what the policy node's safety layer guarantees) is refused, counted
 (`bad_commands`) and the previous one held. Episodes reset automatically and
-their returns are reported.
+their returns are reported. If the simulated robot itself raises (its step or its
+observation), the bridge stops with `robot_send_error` / `robot_read_error` and the error in
+its report, instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ from std_msgs.msg import Float32MultiArray, Float64MultiArray
 from deploy.joint_state_map import JointField, joint_state_from_obs
 from deploy.ros.topics import PUBLISH_QOS, SENSOR_QOS, Topics, array_of, observation_msg
 from deploy.runtime.robot import SimRobot
+from deploy.runtime.safety import ROBOT_READ_ERROR, ROBOT_SEND_ERROR, fault_text
 
 
 class SimBridge(Node):
@@ -67,14 +70,10 @@ class SimBridge(Node):
         self._command: np.ndarray | None = None  # the last good command
         self._fresh = False
         self._episode_start = 0
-        info = self.robot.info
-        if info.discrete:
-            assert info.n_actions is not None
-            self._low, self._high = np.zeros(1), np.full(1, info.n_actions - 1.0)
-        else:
-            self._low = np.asarray(info.action_low, np.float64).reshape(-1)
-            self._high = np.asarray(info.action_high, np.float64).reshape(-1)
+        self._low, self._high = self.robot.action_bounds
         self._t_start = time.monotonic()
+        self.stop_reason: str | None = None  # set when the simulated robot failed
+        self.fault: str | None = None
 
         t = self.topics
         if self.joint_state_map is None:
@@ -86,7 +85,9 @@ class SimBridge(Node):
 
     @property
     def done(self) -> bool:
-        return self.max_episodes is not None and self.robot.episodes >= self.max_episodes
+        """Its episodes are played, or the simulated robot failed."""
+        return self.fault is not None or (
+            self.max_episodes is not None and self.robot.episodes >= self.max_episodes)
 
     def report(self) -> dict[str, Any]:
         returns = list(self.robot.returns)
@@ -98,7 +99,7 @@ class SimBridge(Node):
             "commands_received": self.commands_received, "held_commands": self.held_commands,
             "bad_commands": self.bad_commands,
             "last_command": None if self.last_command is None else self.last_command.tolist(),
-            "wall_s": time.monotonic() - self._t_start,
+            "fault": self.fault, "wall_s": time.monotonic() - self._t_start,
         }
 
     def close(self) -> None:
@@ -119,19 +120,25 @@ class SimBridge(Node):
     def _on_tick(self) -> None:
         if self.done:
             return
+        try:
+            self._tick()
+        except _RobotFailed as e:
+            self.stop_reason, self.fault = e.reason, fault_text(e.error)
+
+    def _tick(self) -> None:
         if self._command is not None:
             if not self._fresh:
                 self.held_commands += 1
             self._fresh = False
             episodes = self.robot.episodes
-            self.robot.send(self._command)
+            _call(ROBOT_SEND_ERROR, self.robot.send, self._command)
             if self.robot.episodes > episodes and self.log_episodes:
                 steps = self.robot.steps - self._episode_start
                 print(f"episode {self.robot.episodes}: return {self.robot.returns[-1]:.2f} "
                       f"in {steps} steps", file=sys.stderr, flush=True)
             if self.robot.episodes > episodes:
                 self._episode_start = self.robot.steps
-        obs, _ = self.robot.read()
+        obs, _ = _call(ROBOT_READ_ERROR, self.robot.read)
         if self.joint_state_map is None:
             self._obs_pub.publish(observation_msg(obs))
             return
@@ -140,3 +147,17 @@ class SimBridge(Node):
                          effort=arrays["effort"])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._obs_pub.publish(msg)
+
+
+class _RobotFailed(Exception):
+    def __init__(self, reason: str, error: Exception) -> None:
+        super().__init__(reason)
+        self.reason, self.error = reason, error
+
+
+def _call(reason: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args); an error it raises becomes _RobotFailed(reason)."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        raise _RobotFailed(reason, e) from e

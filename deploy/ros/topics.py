@@ -10,6 +10,7 @@ must publish RELIABLE (the `ros2 topic pub` default).
 
 from __future__ import annotations
 
+import array
 import json
 import math
 from dataclasses import dataclass
@@ -64,15 +65,21 @@ def array_of(msg: Float32MultiArray | Float64MultiArray) -> np.ndarray:
     return np.array(msg.data, dtype=np.float64)
 
 
+_TYPECODES = {"f": np.float32, "d": np.float64}
+
+
+def obs_of(msg: Float32MultiArray | Float64MultiArray) -> np.ndarray:
+    """The message's data as float32 (what the safety layer checks), a copy made by numpy from
+    the message's buffer without a Python loop."""
+    data = msg.data
+    if isinstance(data, array.array) and data.typecode in _TYPECODES:
+        return np.frombuffer(data, _TYPECODES[data.typecode]).astype(np.float32)
+    return np.array(data, dtype=np.float32)
+
+
 def observation_msg(obs: np.ndarray) -> Float32MultiArray:
     msg = Float32MultiArray()
     msg.data = np.asarray(obs, np.float32).reshape(-1).tolist()
-    return msg
-
-
-def command_msg(action: np.ndarray) -> Float64MultiArray:
-    msg = Float64MultiArray()
-    msg.data = np.asarray(action, np.float64).reshape(-1).tolist()
     return msg
 
 

@@ -7,6 +7,7 @@ code in simulation and on hardware. `SimRobot` makes the whole deploy path testa
 
 from __future__ import annotations
 
+import operator
 import time
 from typing import Protocol, runtime_checkable
 
@@ -49,6 +50,7 @@ class SimRobot:
     def __init__(self, env_name: str, seed: int = 0) -> None:
         import sim  # here, not at the top: a robot computer runs bundles without simulators
 
+        seed = check_seed(seed)
         info = sim.spec(env_name).info
         self.env_name = env_name
         self.info = info
@@ -65,6 +67,18 @@ class SimRobot:
         self.episode_return = 0.0
         self.steps = 0
         self.stopped = False
+
+    @property
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) [act_dim] of the commands this robot takes, in its units; for a
+        discrete env 0 and n_actions - 1."""
+        info = self.info
+        if info.discrete:
+            assert info.n_actions is not None
+            return np.zeros(1), np.full(1, info.n_actions - 1.0)
+        assert info.action_low is not None and info.action_high is not None
+        return (np.asarray(info.action_low, np.float64).reshape(-1),
+                np.asarray(info.action_high, np.float64).reshape(-1))
 
     @property
     def episodes(self) -> int:
@@ -104,3 +118,16 @@ class SimRobot:
             return int(np.clip(np.rint(a[0]), 0, self.info.n_actions - 1))
         scaled = 2.0 * (a - self._low) / self._span - 1.0
         return scaled.reshape(self.info.action_shape).astype(np.float32)
+
+
+def check_seed(seed: object) -> int:
+    """A simulator seed: an integer >= 0 (what gymnasium and numpy's SeedSequence accept)."""
+    try:
+        value = None if isinstance(seed, bool) else operator.index(seed)  # type: ignore[arg-type]
+    except TypeError:
+        value = None
+    if value is None:
+        raise ValueError(f"seed {seed!r} is not an integer; expected an integer >= 0")
+    if value < 0:
+        raise ValueError(f"seed {value} is negative; expected an integer >= 0")
+    return value

@@ -24,8 +24,34 @@ STALE_OBS = "stale_obs"
 DEADLINE_MISSES = "deadline_misses"
 ESTOP = "estop"
 POLICY_ERROR = "policy_error"
+ROBOT_READ_ERROR = "robot_read_error"
+ROBOT_SEND_ERROR = "robot_send_error"
+ROBOT_STOP_ERROR = "robot_stop_error"
 REASONS = (NONFINITE_OBS, NONFINITE_ACTION, BAD_SHAPE, STALE_OBS, DEADLINE_MISSES, ESTOP,
-           POLICY_ERROR)
+           POLICY_ERROR, ROBOT_READ_ERROR, ROBOT_SEND_ERROR, ROBOT_STOP_ERROR)
+"""Why a stop latched: every latch reason the safety layer, the runner and the ROS node use."""
+REASON_TEXT = {
+    NONFINITE_OBS: "an observation was not finite",
+    NONFINITE_ACTION: "the policy returned a non-finite action",
+    BAD_SHAPE: "an observation or action had the wrong size",
+    STALE_OBS: "the observation was older than the watchdog",
+    DEADLINE_MISSES: "too many deadline misses in a row",
+    ESTOP: "the e-stop was triggered",
+    POLICY_ERROR: "the policy raised an error",
+    ROBOT_READ_ERROR: "reading the robot's observation failed",
+    ROBOT_SEND_ERROR: "sending the command to the robot failed",
+    ROBOT_STOP_ERROR: "the robot's safe_stop() failed",
+}
+"""One phrase per reason, for the one line a command prints when a run ends in a stop."""
+
+
+def describe_stop(reason: str, fault: str | None = None) -> str:
+    """'stale_obs (the observation was older than the watchdog)', with the fault's own
+    message when there is one: what `kinema run` and `kinema ros` print when a stop latched."""
+    text = REASON_TEXT.get(reason, "a latched stop")
+    if fault:
+        text = f"{text}: {fault}"
+    return f"{reason} ({text})"
 
 
 class SafetyLayer:
@@ -68,6 +94,8 @@ class SafetyLayer:
         self._high = np.asarray(contract.action_high, np.float64)
         self._safe = np.asarray(contract.safe_action, np.float32)
         self.reason: str | None = None
+        self.fault: str | None = None
+        """The error behind the latched stop (`Type: message`), when one raised; else None."""
         self.reset()
 
     @property
@@ -81,13 +109,15 @@ class SafetyLayer:
     def reset(self) -> None:
         """Clear a latched stop; the next action is rate-limited from the safe action."""
         self.reason = None
+        self.fault = None
         self.misses = 0
         self._deadlines = 0  # deadlines seen since reset, for the warm-up
         self._last = self._safe.astype(np.float64)
 
-    def estop(self, reason: str = ESTOP) -> None:
-        """Latch a stop on request (an e-stop button or topic); safe to call from any thread."""
-        self._latch(reason)
+    def estop(self, reason: str = ESTOP, fault: BaseException | str | None = None) -> None:
+        """Latch a stop on request (an e-stop button or topic), or for a fault seen outside the
+        layer (a robot whose read or send raised: `fault`); safe to call from any thread."""
+        self._latch(reason, fault)
 
     def act(
         self,
@@ -102,8 +132,8 @@ class SafetyLayer:
             return self.safe_action
         try:
             raw = policy(checked)
-        except Exception:  # a failing policy must stop the robot, not crash past the stop
-            self._latch(POLICY_ERROR)
+        except Exception as e:  # a failing policy must stop the robot, not crash past the stop
+            self._latch(POLICY_ERROR, e)
             return self.safe_action
         return self.filter(raw)
 
@@ -171,6 +201,14 @@ class SafetyLayer:
         if self.misses >= self.max_misses:
             self._latch(DEADLINE_MISSES)
 
-    def _latch(self, reason: str) -> None:
+    def _latch(self, reason: str, fault: BaseException | str | None = None) -> None:
         if self.reason is None:  # keep the first cause: later faults are its consequences
+            self.fault = None if fault is None else fault_text(fault)
             self.reason = reason
+
+
+def fault_text(fault: BaseException | str, limit: int = 300) -> str:
+    """An exception as one short line: `OSError: bus timeout`."""
+    text = fault if isinstance(fault, str) else f"{type(fault).__name__}: {fault}".rstrip(": ")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -164,6 +164,44 @@ def constant_graph(
     return model.SerializeToString()
 
 
+@pytest.fixture
+def discrete_bundle(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: a cart-pole-shaped bundle (4 observations, one action index) from
+    `constant_graph`, whose contract has `n_actions` actions (cart-pole has 2).
+
+    discrete_bundle(n_actions=3, value=0.0, name="discrete")
+    """
+
+    def make(n_actions: int = 2, value: float = 0.0, name: str = "discrete") -> Path:
+        blob = constant_graph(4, 1, value)
+        path = tmp_path / name
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "policy.onnx").write_bytes(blob)
+        pendulum_contract(
+            blob, env="cartpole", obs_names=("x", "x_dot", "theta", "theta_dot"), obs_dim=4,
+            action_names=("push",), discrete=True, n_actions=n_actions, action_low=(0.0,),
+            action_high=(float(n_actions - 1),), rate_hz=50.0,
+        ).save(path)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def exit_code() -> Callable[[list[str]], int]:
+    """Factory: the exit status `kinema ARGV` has in-process: main()'s return value, or the
+    code of the SystemExit it raised (argument errors: 2; a latched fault stop: 4)."""
+    from kinema.cli import main
+
+    def run(argv: list[str]) -> int:
+        try:
+            return main(argv)
+        except SystemExit as e:
+            return int(e.code or 0)
+
+    return run
+
+
 def pendulum_contract(blob: bytes, **overrides: object) -> Contract:
     fields: dict[str, object] = dict(
         env="pendulum", obs_names=("cos", "sin", "omega"), obs_dim=3, action_names=("torque",),
@@ -287,26 +325,32 @@ class Proc:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         self.err_lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._out: list[str] = []
+        # One reader per pipe (communicate() would race the stderr reader for the last lines).
+        self._readers = [threading.Thread(target=self._read, args=(pipe, sink), daemon=True)
+                         for pipe, sink in ((self.popen.stderr, self.err_lines),
+                                            (self.popen.stdout, self._out))]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.popen.stderr is not None
-        for line in self.popen.stderr:
-            self.err_lines.append(line.rstrip("\n"))
+    @staticmethod
+    def _read(pipe: Any, sink: list[str]) -> None:
+        for line in pipe:
+            sink.append(line.rstrip("\n"))
 
     def sigint(self) -> None:
         self.popen.send_signal(signal.SIGINT)
 
     def finish(self, timeout: float) -> tuple[int, dict[str, Any]]:
         """Wait for exit; (return code, the JSON object on stdout's last line)."""
-        out, _ = self.popen.communicate(timeout=timeout)
-        self._reader.join(timeout=5)
-        lines = [ln for ln in out.splitlines() if ln.strip()]
+        self.popen.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        lines = [ln for ln in self._out if ln.strip()]
         try:
             return self.popen.returncode, json.loads(lines[-1]) if lines else {}
         except json.JSONDecodeError:
-            return self.popen.returncode, {"unparsed": out, "stderr": self.err_lines}
+            return self.popen.returncode, {"unparsed": self._out, "stderr": self.err_lines}
 
     def kill(self) -> None:
         if self.popen.poll() is None:

@@ -116,9 +116,10 @@ def test_new_bundle_replaces_old_only_when_complete(
     assert Contract.load(out) == second and _leftovers(tmp_path) == []
 
 
+@pytest.mark.bad_input
 def test_refuses_to_replace_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(ExportError, match="not a bundle"):
+    with pytest.raises(ExportError, match="holds notes.txt, which export did not write"):
         export_bundle(_Linear(1), env="pendulum", out_dir=tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 

@@ -61,7 +61,9 @@ def test_deploy_ros_two_processes_run_the_policy_then_estop_latches(
 
     node.sigint()
     rc, report = node.finish(timeout=15)
-    assert rc == 0, node.err_lines
+    # The e-stop came before Ctrl-C: a latched stop, which the exit status tells a script.
+    assert rc == 4, node.err_lines
+    assert node.err_lines[-1].startswith("kinema ros: stopped: estop (the e-stop was triggered)")
     assert report["state"] == "stopped" and report["reason"] == "estop"  # the first cause
     assert report["signal"] == "SIGINT" and report["steps"] >= GOOD_RETURN
     assert report["deadline_misses"] <= 0.1 * report["steps"]
@@ -101,7 +103,8 @@ def test_deploy_ros_ctrl_c_sends_the_safe_action_last(
         ros_probe.spin(0.05)
     rc, report = node.finish(timeout=5)
     ros_probe.spin(0.2)
-    assert rc == 0, node.err_lines
+    assert rc == 4, node.err_lines  # the watchdog latched before Ctrl-C
+    assert node.err_lines[-1].startswith("kinema ros: stopped: stale_obs")
     assert report["signal"] == "SIGINT" and report["reason"] == "stale_obs"
     np.testing.assert_array_equal(ros_probe.commands[-1], [-0.5])
     assert ros_probe.last_status()["state"] == "stopped"

@@ -15,7 +15,7 @@ from deploy.runtime import OnnxPolicy, Runner, SafetyLayer, SimRobot, run_bundle
 REPORT_KEYS = {
     "returns", "return_mean", "return_std", "episodes", "steps", "latency_p50_us",
     "latency_p99_us", "inference_p50_us", "inference_p99_us", "jitter_p99_us", "deadline_misses",
-    "stop_reason", "wall_s",
+    "stop_reason", "fault", "wall_s",
 }
 
 

@@ -17,7 +17,8 @@ TRAINING = ("torch", "agents")
 SIMULATORS = ("sim", "gymnasium", "mujoco", "pybullet", "dm_control")
 
 
-def _imports_of(code: str, banned: tuple[str, ...] = TRAINING) -> tuple[int, str]:
+def _imports_of(code: str, banned: tuple[str, ...] = TRAINING,
+                env: dict[str, str] | None = None) -> tuple[int, str]:
     probe = (
         f"{code}\n"
         "import sys\n"
@@ -27,7 +28,8 @@ def _imports_of(code: str, banned: tuple[str, ...] = TRAINING) -> tuple[int, str
     )
     # `python -c` puts the working directory first on sys.path: the repository's packages.
     done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=env,
     )
     return done.returncode, f"{done.stdout.strip()} {done.stderr[-2000:]}"
 
@@ -54,3 +56,41 @@ def test_deploy_runtime_commands_leave_torch_and_agents_out() -> None:
     )
     rc, out = _imports_of(code)
     assert rc == 0, f"the runtime commands imported {out}"
+
+
+def test_deploy_kinema_run_of_a_valid_bundle_leaves_torch_and_agents_out(
+    pendulum_bundle: Path,
+) -> None:
+    """The success path, not only the errors: a real run, its report, then the check."""
+    code = (
+        "import json, io, contextlib\n"
+        "from kinema.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    rc = main(['run', {str(pendulum_bundle)!r}, '--steps', '30', '--rate', '0', "
+        "'--json'])\n"
+        "report = json.loads(out.getvalue().strip().splitlines()[-1])\n"
+        "assert rc == 0 and report['steps'] == 30 and report['stop_reason'] == 'completed', "
+        "report\n"
+    )
+    rc, out = _imports_of(code)
+    assert rc == 0, f"kinema run imported {out}"
+
+
+def test_deploy_kinema_ros_of_a_valid_bundle_leaves_torch_and_agents_out(
+    pendulum_bundle: Path, ros_domain: int,
+) -> None:
+    """`kinema ros` up on the network for a bounded time (no robot: it waits, then stops)."""
+    from deploy.ros import localhost_env
+
+    code = (
+        "import json, io, contextlib\n"
+        "from kinema.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    rc = main(['ros', {str(pendulum_bundle)!r}, '--duration', '1', '--json'])\n"
+        "report = json.loads(out.getvalue().strip().splitlines()[-1])\n"
+        "assert rc == 0 and report['reason'] == 'completed', report\n"
+    )
+    rc, out = _imports_of(code, env=localhost_env(ros_domain))  # the CLI imports sim.errors
+    assert rc == 0, f"kinema ros imported {out}"
