@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.markdown import machine, publish
 from benchmarks.markdown import write_section as write_markdown_section
 
 RESULTS = Path("benchmarks/results/deploy.json")
@@ -342,11 +343,7 @@ def run(*, quick: bool = False, ros: bool = True, modes: tuple[str, ...] = MODES
             out["modes"][mode] = {"skipped": refused} if refused else measure(
                 bundle, module, mode, scale=scale, ros=ros, log=log)
     out["load_end"] = os.getloadavg()[0]
-    if results is not None:
-        results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(out, indent=2) + "\n")
-    if markdown is not None:
-        write_section(markdown, report(out))
+    publish(out, results, markdown, write_section, report, indent=2)
     return out
 
 
@@ -354,9 +351,8 @@ def _machine() -> str:
     import onnxruntime
     import torch
 
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python "
-            f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}, "
-            f"torch {torch.__version__}")
+    return machine(f"Python {platform.python_version()}",
+                   f"onnxruntime {onnxruntime.__version__}", f"torch {torch.__version__}")
 
 
 def report(r: dict[str, Any]) -> str:

@@ -1,8 +1,30 @@
-"""BENCHMARKS.md sections: each benchmark owns the text between its two markers."""
+"""What every benchmark writes: its BENCHMARKS.md section (the text between its two markers),
+its results JSON, and the machine line."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+
+def machine(*details: str) -> str:
+    """'<arch>, <n> CPU cores, <details>...': the machine a result was measured on."""
+    return ", ".join([platform.machine(), f"{os.cpu_count()} CPU cores", *details])
+
+
+def publish(out: Any, results: Path | None, markdown: Path | None,
+            write_section: Callable[[Path, str], None], report: Callable[[Any], str], *,
+            indent: int = 1) -> None:
+    """Write the results JSON and the markdown section, each only when its path is given."""
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(out, indent=indent) + "\n")
+    if markdown is not None:
+        write_section(markdown, report(out))
 
 
 def write_section(path: Path, begin: str, end: str, title: str, body: str) -> None:

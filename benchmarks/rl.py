@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -37,6 +35,7 @@ import sim
 from agents.registry import algorithm
 from agents.runs.evaluation import evaluate
 from agents.runs.train import TrainConfig, train
+from benchmarks.markdown import machine
 from benchmarks.markdown import write_section as write_markdown_section
 
 LIBS = ("kinema", "sb3")
@@ -243,8 +242,7 @@ def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RES
 
 
 def _machine() -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} thread")
+    return machine(f"torch {torch.__version__}", f"{torch.get_num_threads()} thread")
 
 
 def _median(xs: list[float]) -> float:

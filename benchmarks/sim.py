@@ -15,7 +15,6 @@ workers are other processes).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 import sim
+from benchmarks.markdown import machine, publish
 from benchmarks.markdown import write_section as write_markdown_section
 
 RESULTS = Path("benchmarks/results/sim.json")
@@ -176,18 +176,14 @@ def run(*, names: list[str] | None = None, vector_envs: tuple[str, ...] = ("half
     for name in vector_envs:
         log(f"vector scaling: {name}")
         out["vector"] += vector_scaling(name)
-    if results is not None:
-        results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(out, indent=1) + "\n")
-    if markdown is not None:
-        write_section(markdown, report(out))
+    publish(out, results, markdown, write_section, report)
     return out
 
 
 def _machine() -> str:
     # Other jobs on a shared machine move wall times, so the load is part of the record.
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python "
-            f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start")
+    return machine(f"Python {platform.python_version()}",
+                   f"load average {os.getloadavg()[0]:.1f} at start")
 
 
 GOAL = {"halfcheetah": 0.05, "cheetah-run": 0.05}

@@ -139,14 +139,22 @@ def latest_step(run_dir: Path) -> int | None:
     return _read_latest(Path(run_dir))
 
 
-def _read_latest(run_dir: Path) -> int | None:
-    path = run_dir / "LATEST"
+def _read_small(path: Path, encoding: str) -> str | None:
+    """A small text file's content, None when it does not exist; other faults are one line."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding=encoding)
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} cannot be read ({e})") from None
+
+
+def _read_latest(run_dir: Path) -> int | None:
+    path = run_dir / "LATEST"
+    text = _read_small(path, "utf-8")
+    if text is None:
+        return None
+    text = text.strip()
     match = _LATEST_RE.fullmatch(text)
     if match is None:
         shown = "empty" if not text else f"{text[:80]!r}"
@@ -197,12 +205,9 @@ def _read_state(path: Path, step: int) -> dict[str, Any]:
 
 def _recorded_sha(path: Path) -> str | None:
     """The SHA-256 a state.json.sha256 records, None when there is none (format 1)."""
-    try:
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError:
+    text = _read_small(path, "ascii")
+    if text is None:
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} cannot be read ({e})") from None
     match = _SHA_LINE_RE.fullmatch(text)
     if match is None:
         raise CheckpointError(f"{path} is malformed: expected one line '<64 hex digits>  "

@@ -12,15 +12,13 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deploy.joint_state_map import JointField
 from deploy.ros.context import ros_context, spin_until, stop_on_signals
 from deploy.ros.node import PolicyNode
 from deploy.ros.sim_bridge import SimBridge
-from deploy.ros.topics import Topics
 from deploy.runtime.policy import OnnxPolicy
 
 INTERRUPTED = "interrupted"
@@ -82,19 +80,19 @@ def _gc_frozen() -> Iterator[None]:
 def run_sim_bridge(
     env: str,
     *,
-    topics: Topics | None = None,
-    seed: int = 0,
-    rate_hz: float | None = None,
-    joint_state_map: Sequence[JointField] | None = None,
     episodes: int | None = None,
     duration_s: float | None = None,
+    **bridge_options: Any,
 ) -> dict[str, Any]:
-    """Play `env` as the robot until Ctrl-C, `episodes` episodes or `duration_s` seconds."""
+    """Play `env` as the robot until Ctrl-C, `episodes` episodes or `duration_s` seconds.
+
+    `bridge_options` are SimBridge's (topics, seed, rate_hz, joint_state_map, ...), with its
+    defaults.
+    """
     if duration_s is not None and not duration_s > 0:
         raise ValueError(f"duration {duration_s} s; expected a positive number of seconds")
     with stop_on_signals() as flag, ros_context() as ctx:
-        bridge = SimBridge(env, context=ctx, topics=topics, seed=seed, rate_hz=rate_hz,
-                           joint_state_map=joint_state_map, max_episodes=episodes)
+        bridge = SimBridge(env, context=ctx, max_episodes=episodes, **bridge_options)
         try:
             spin_until(bridge, lambda: bool(flag) or bridge.done, timeout_s=duration_s)
             report = bridge.report()

@@ -58,21 +58,25 @@ def test_deploy_runtime_commands_leave_torch_and_agents_out() -> None:
     assert rc == 0, f"the runtime commands imported {out}"
 
 
-def test_deploy_kinema_run_of_a_valid_bundle_leaves_torch_and_agents_out(
-    pendulum_bundle: Path,
-) -> None:
-    """The success path, not only the errors: a real run, its report, then the check."""
-    code = (
+def _cli_json(argv: list[str], check: str) -> str:
+    """Python source that runs `kinema ARGV` in-process and asserts `check` on (rc, report)."""
+    return (
         "import json, io, contextlib\n"
         "from kinema.cli import main\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
-        f"    rc = main(['run', {str(pendulum_bundle)!r}, '--steps', '30', '--rate', '0', "
-        "'--json'])\n"
+        f"    rc = main({argv!r})\n"
         "report = json.loads(out.getvalue().strip().splitlines()[-1])\n"
-        "assert rc == 0 and report['steps'] == 30 and report['stop_reason'] == 'completed', "
-        "report\n"
+        f"assert {check}, report\n"
     )
+
+
+def test_deploy_kinema_run_of_a_valid_bundle_leaves_torch_and_agents_out(
+    pendulum_bundle: Path,
+) -> None:
+    """The success path, not only the errors: a real run, its report, then the check."""
+    code = _cli_json(["run", str(pendulum_bundle), "--steps", "30", "--rate", "0", "--json"],
+                     "rc == 0 and report['steps'] == 30 and report['stop_reason'] == 'completed'")
     rc, out = _imports_of(code)
     assert rc == 0, f"kinema run imported {out}"
 
@@ -83,14 +87,7 @@ def test_deploy_kinema_ros_of_a_valid_bundle_leaves_torch_and_agents_out(
     """`kinema ros` up on the network for a bounded time (no robot: it waits, then stops)."""
     from deploy.ros import localhost_env
 
-    code = (
-        "import json, io, contextlib\n"
-        "from kinema.cli import main\n"
-        "out = io.StringIO()\n"
-        "with contextlib.redirect_stdout(out):\n"
-        f"    rc = main(['ros', {str(pendulum_bundle)!r}, '--duration', '1', '--json'])\n"
-        "report = json.loads(out.getvalue().strip().splitlines()[-1])\n"
-        "assert rc == 0 and report['reason'] == 'completed', report\n"
-    )
+    code = _cli_json(["ros", str(pendulum_bundle), "--duration", "1", "--json"],
+                     "rc == 0 and report['reason'] == 'completed'")
     rc, out = _imports_of(code, env=localhost_env(ros_domain))  # the CLI imports sim.errors
     assert rc == 0, f"kinema ros imported {out}"

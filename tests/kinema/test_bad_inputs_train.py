@@ -206,24 +206,15 @@ def test_an_edited_config_json_is_one_line_and_the_run_is_left_as_it_was(
     assert snapshot(run) == before and not (tmp_path / "bundle").exists()
 
 
-def _model_shape(run: Path) -> None:
-    _lie_in_header(_checkpoint(run) / "model.safetensors", "agent/net/actor.0.weight",
-                   shape=[128, 2])
+def _lying_header(file: str, key: str, **lie: object) -> Callable[[Path], None]:
+    """Edit the checkpoint's safetensors header so that it lies about one tensor."""
+    return lambda run: _lie_in_header(_checkpoint(run) / file, key, **lie)
 
 
-def _model_dtype(run: Path) -> None:
-    _lie_in_header(_checkpoint(run) / "model.safetensors", "agent/net/actor.0.weight",
-                   dtype="I32")
-
-
-def _optim_shape(run: Path) -> None:
-    _lie_in_header(_checkpoint(run) / "optim.safetensors", "optim/state/0/exp_avg",
-                   shape=[4, 64])
-
-
-def _optim_dtype(run: Path) -> None:
-    _lie_in_header(_checkpoint(run) / "optim.safetensors", "optim/state/0/exp_avg_sq",
-                   dtype="I32")
+_model_shape = _lying_header("model.safetensors", "agent/net/actor.0.weight", shape=[128, 2])
+_model_dtype = _lying_header("model.safetensors", "agent/net/actor.0.weight", dtype="I32")
+_optim_shape = _lying_header("optim.safetensors", "optim/state/0/exp_avg", shape=[4, 64])
+_optim_dtype = _lying_header("optim.safetensors", "optim/state/0/exp_avg_sq", dtype="I32")
 
 
 def _edited_state(run: Path) -> None:

@@ -16,9 +16,15 @@ class Clock:
         return self.t
 
 
-def test_plain_lines_every_interval_with_steps_rate_and_returns():
+def plain_progress(total, interval):
+    """A non-terminal stream, a fake clock, and the progress context and callback on them."""
     out, clock = io.StringIO(), Clock()
-    ctx, update = training_progress(10_000, stream=out, interval=5.0, clock=clock)
+    ctx, update = training_progress(total, stream=out, interval=interval, clock=clock)
+    return out, clock, ctx, update
+
+
+def test_plain_lines_every_interval_with_steps_rate_and_returns():
+    out, clock, ctx, update = plain_progress(10_000, 5.0)
     with ctx:
         clock.t += 1.0
         update(Progress(1000, 10_000, 1000.0, None, None))
@@ -42,8 +48,7 @@ def test_plain_lines_every_interval_with_steps_rate_and_returns():
 
 
 def test_no_last_line_when_nothing_is_new_or_the_block_failed():
-    out, clock = io.StringIO(), Clock()
-    ctx, update = training_progress(100, stream=out, interval=1.0, clock=clock)
+    out, clock, ctx, update = plain_progress(100, 1.0)
     with ctx:
         clock.t += 2.0
         update(Progress(50, 100, 10.0, None, None))
@@ -62,8 +67,7 @@ def test_no_last_line_when_nothing_is_new_or_the_block_failed():
 
 
 def test_resume_without_a_step_count_takes_the_total_from_the_loop():
-    out, clock = io.StringIO(), Clock()
-    ctx, update = training_progress(0, stream=out, interval=0.0, clock=clock)
+    out, clock, ctx, update = plain_progress(0, 0.0)
     with ctx:
         update(Progress(7, 20, 1.0, None, None))
     assert out.getvalue().startswith("train 7/20 steps (35%)")

@@ -11,24 +11,13 @@ from safetensors.torch import load_file
 import agents.loops.core as core
 from agents.runs.config import default_eval_every
 from agents.runs.train import TrainConfig, resume, train
+from tests.agents.loops.crash import Crash, crash_after
 
 
 def test_the_default_evaluation_interval_is_steps_over_20_but_at_most_100k():
     assert default_eval_every(10) == 1 and default_eval_every(20_000) == 1_000
     assert default_eval_every(2_000_000) == 100_000
     assert default_eval_every(10**12) == 100_000  # --steps 1e12: a checkpoint every 100k steps
-
-
-class Crash(Exception):
-    pass
-
-
-def _crash_after(step):
-    def hook(p):
-        if p.step >= step:
-            raise Crash
-
-    return hook
 
 
 def _slow_clock(monkeypatch, seconds_per_call: float) -> None:
@@ -61,7 +50,7 @@ def test_a_long_stretch_without_evaluation_still_checkpoints_and_resumes_bit_exa
     straight = train(TrainConfig(**base, runs_dir=str(tmp_path / "a")))
     assert _steps(straight.run) == [768, 1536, 2048]
     with pytest.raises(Crash):
-        train(TrainConfig(**base, runs_dir=str(tmp_path / "b")), on_progress=_crash_after(1700))
+        train(TrainConfig(**base, runs_dir=str(tmp_path / "b")), on_progress=crash_after(1700))
     (crashed,) = (tmp_path / "b").iterdir()
     assert (crashed / "LATEST").read_text().strip() == "checkpoints/1536"
     resumed = resume(crashed)

@@ -15,18 +15,7 @@ from agents.loops.off_policy import train_off_policy
 from agents.registry import algorithm
 from agents.runs.run import Run
 from agents.runs.train import TrainConfig, resume, train
-
-
-class Crash(Exception):
-    pass
-
-
-def _crash_after(step):
-    def hook(p):
-        if p.step >= step:
-            raise Crash
-
-    return hook
+from tests.agents.loops.crash import Crash, crash_after
 
 
 def _latest(run):
@@ -51,7 +40,7 @@ def test_resume_is_bit_exact_including_the_replay_buffer(tmp_path, algo, env, ov
                 eval_episodes=2)
     straight = train(TrainConfig(**base, runs_dir=str(tmp_path / "a")), cfg)
     with pytest.raises(Crash):
-        train(TrainConfig(**base, runs_dir=str(tmp_path / "b")), cfg, on_progress=_crash_after(n))
+        train(TrainConfig(**base, runs_dir=str(tmp_path / "b")), cfg, on_progress=crash_after(n))
     (crashed,) = (tmp_path / "b").iterdir()
     assert (crashed / "LATEST").read_text().strip() == f"checkpoints/{n}"
     resumed = resume(crashed)
