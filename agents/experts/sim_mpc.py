@@ -28,43 +28,20 @@ from agents.runs.config import require, require_positive
 
 
 @dataclass(frozen=True)
-class MPCConfig:
-    """Planner settings (names as in Chua et al. 2018)."""
+class MPCConfig(CEMConfig):
+    """The planner's settings (agents.model_based.planners.CEMConfig, names as in Chua et al.
+    2018) and the discount of rewards within the horizon."""
 
-    horizon: int = 20
-    """Planning horizon in env steps."""
-    samples: int = 64
-    """Candidate sequences per iteration (population)."""
-    iterations: int = 2
-    """CEM iterations; 1 is random shooting."""
-    elites: int = 8
-    """Best candidates that refit the sampling distribution."""
     gamma: float = 1.0
     """Discount of rewards within the horizon."""
-    init_std: float = 0.6
-    """Initial std of the Gaussian over continuous actions (actions live in [-1, 1])."""
-    seed: int = 0
-    """Seed of the planner's sampling."""
-    min_std: float = 0.05
-    """Lower bound of the refit std."""
-    momentum: float = 0.0
-    """CEM smoothing alpha: new = alpha * old + (1 - alpha) * elite fit."""
-    keep_incumbent: bool = True
-    """Keep the best sequence so far (and the previous step's plan) among the candidates."""
 
     def __post_init__(self) -> None:
+        # The expert's own words first (users type mpc:horizon=...), then the planner's checks.
         require_positive(self, "horizon", "samples", "iterations", "elites", prefix="MPC ")
         require(self.elites <= self.samples, "MPC elites", self.elites,
                 f"<= samples ({self.samples})")
         require(0.0 < self.gamma <= 1.0, "MPC gamma", self.gamma, "in (0, 1]")
-        self.cem()  # the planner's own checks of the rest
-
-    def cem(self) -> CEMConfig:
-        """The planner's config."""
-        return CEMConfig(horizon=self.horizon, samples=self.samples, iterations=self.iterations,
-                         elites=self.elites, init_std=self.init_std, min_std=self.min_std,
-                         momentum=self.momentum, keep_incumbent=self.keep_incumbent,
-                         seed=self.seed)
+        super().__post_init__()
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -114,7 +91,7 @@ class SimulatorMPC:
         info = sim.spec(env).info
         self.discrete, self.n = info.discrete, info.n_actions
         self.act_shape = info.action_shape
-        self.planner = CEM(cfg.cem(), action_shape=self.act_shape,
+        self.planner = CEM(cfg, action_shape=self.act_shape,
                            n_actions=self.n if self.discrete else None)
 
     def begin(self, env: gym.Env, obs: np.ndarray) -> bool:
