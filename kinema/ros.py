@@ -80,6 +80,10 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--rate", type=positive_float, metavar="HZ",
                    help="simulation rate (default: the env's control rate)")
     s.add_argument("--episodes", type=positive_int, help="stop after N episodes")
+    s.add_argument("--lockstep", action="store_true",
+                   help="step once per command, at once (a synchronous simulator: a slow "
+                   "controller changes the timing, not the episode); default: real time at "
+                   "--rate, holding the last command")
     s.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     s.add_argument("--seed", type=seed, default=0,
                    help="seed of the simulated robot, an integer >= 0 (default 0)")
@@ -133,7 +137,7 @@ def cmd_ros_sim(a: argparse.Namespace) -> None:
         a.joint_state_map, sim.spec(a.env).info.obs_shape[0])
     report = run_sim_bridge(a.env, topics=_topics(a), seed=a.seed, rate_hz=a.rate,
                             joint_state_map=joint_map, episodes=a.episodes,
-                            duration_s=a.duration)
+                            duration_s=a.duration, lockstep=a.lockstep)
     emit(report if a.json else table_view(report), as_json=a.json, title="ros sim bridge")
     exit_for_stop("ros-sim", report.get("stop_reason"), report.get("fault"), interrupt_ends=True,
                   after="the simulated robot stopped")

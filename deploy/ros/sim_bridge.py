@@ -10,6 +10,14 @@ the action bounds (what the policy node's safety layer guarantees) is refused, c
 their returns are reported. If the simulated robot itself raises (its step or its
 observation), the bridge stops with `robot_send_error` / `robot_read_error` and the error in
 its report, instead of a traceback.
+
+Lockstep (`lockstep=True`, `kinema ros-sim --lockstep`): the simulated time advances once per
+good command, at once, as a synchronous simulator does (Gazebo's lockstep, CARLA's synchronous
+mode), so a slow or descheduled controller changes the wall-clock timing, never the episode.
+The timer then only publishes the first state until a command comes, and republishes the
+latest observation after `REPUBLISH_PERIODS` periods without one (a sample lost on the way is
+recovered; counted as `republished`). Without it the bridge is a real-time robot: it does not
+wait for anyone.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from deploy.ros.topics import PUBLISH_QOS, SENSOR_QOS, Topics, array_of, observa
 from deploy.runtime.robot import SimRobot
 from deploy.runtime.safety import ROBOT_READ_ERROR, ROBOT_SEND_ERROR, fault_text
 
+REPUBLISH_PERIODS = 5
+"""In lockstep, this many periods without a command republish the latest observation."""
+
 
 class SimBridge(Node):
     """Plays `sim.make(env)` as a robot on `topics` (observations out, commands in)."""
@@ -47,6 +58,7 @@ class SimBridge(Node):
         joint_state_map: Sequence[JointField] | None = None,
         max_episodes: int | None = None,
         log_episodes: bool = True,
+        lockstep: bool = False,
         name: str = "kinema_sim",
     ) -> None:
         if max_episodes is not None and max_episodes < 1:
@@ -64,8 +76,9 @@ class SimBridge(Node):
         super().__init__(name, context=context)
         self.env, self.rate_hz, self.topics = env, rate, topics or Topics()
         self.joint_state_map = None if joint_state_map is None else tuple(joint_state_map)
-        self.max_episodes, self.log_episodes = max_episodes, log_episodes
-        self.commands_received = self.held_commands = self.bad_commands = 0
+        self.max_episodes, self.log_episodes, self.lockstep = max_episodes, log_episodes, lockstep
+        self.commands_received = self.held_commands = self.bad_commands = self.republished = 0
+        self._silent_ticks = 0  # lockstep: timer periods since the last good command
         self.last_command: np.ndarray | None = None
         self._command: np.ndarray | None = None  # the last good command
         self._fresh = False
@@ -97,7 +110,8 @@ class SimBridge(Node):
             "return_std": float(np.std(returns)) if returns else None,
             "episodes": len(returns), "steps": self.robot.steps,
             "commands_received": self.commands_received, "held_commands": self.held_commands,
-            "bad_commands": self.bad_commands,
+            "bad_commands": self.bad_commands, "lockstep": self.lockstep,
+            "republished": self.republished,
             "last_command": None if self.last_command is None else self.last_command.tolist(),
             "fault": self.fault, "wall_s": time.monotonic() - self._t_start,
         }
@@ -116,28 +130,53 @@ class SimBridge(Node):
             self.bad_commands += 1
             return
         self._command, self._fresh = a, True
+        if self.lockstep:
+            self._silent_ticks = 0
+            self._guarded(self._step_and_publish)
 
     def _on_tick(self) -> None:
+        if not self.lockstep:
+            self._guarded(self._tick)
+            return
+        if self._command is not None:  # lockstep: steps come with commands; this only guards
+            self._silent_ticks += 1
+            if self._silent_ticks < REPUBLISH_PERIODS:
+                return
+            self._silent_ticks = 0
+            self.republished += 1
+        self._guarded(self._publish_observation)
+
+    def _guarded(self, fn: Callable[[], None]) -> None:
+        """fn(), unless the bridge is done; a failure of the simulated robot ends it."""
         if self.done:
             return
         try:
-            self._tick()
+            fn()
         except _RobotFailed as e:
             self.stop_reason, self.fault = e.reason, fault_text(e.error)
 
     def _tick(self) -> None:
-        if self._command is not None:
-            if not self._fresh:
-                self.held_commands += 1
-            self._fresh = False
-            episodes = self.robot.episodes
-            _call(ROBOT_SEND_ERROR, self.robot.send, self._command)
-            if self.robot.episodes > episodes and self.log_episodes:
+        if self._command is None:
+            self._publish_observation()
+            return
+        if not self._fresh:
+            self.held_commands += 1
+        self._step_and_publish()
+
+    def _step_and_publish(self) -> None:
+        assert self._command is not None
+        self._fresh = False
+        episodes = self.robot.episodes
+        _call(ROBOT_SEND_ERROR, self.robot.send, self._command)
+        if self.robot.episodes > episodes:
+            if self.log_episodes:
                 steps = self.robot.steps - self._episode_start
                 print(f"episode {self.robot.episodes}: return {self.robot.returns[-1]:.2f} "
                       f"in {steps} steps", file=sys.stderr, flush=True)
-            if self.robot.episodes > episodes:
-                self._episode_start = self.robot.steps
+            self._episode_start = self.robot.steps
+        self._publish_observation()
+
+    def _publish_observation(self) -> None:
         obs, _ = _call(ROBOT_READ_ERROR, self.robot.read)
         if self.joint_state_map is None:
             self._obs_pub.publish(observation_msg(obs))

@@ -55,3 +55,37 @@ def test_deploy_sim_bridge_publishes_joint_states_and_applies_commands(ros_probe
     finally:
         bridge.destroy_node()
         bridge.close()
+
+
+def test_deploy_sim_bridge_lockstep_steps_once_per_command_and_republishes_when_silent(
+    ros_probe: Any,
+) -> None:
+    from std_msgs.msg import Float64MultiArray
+
+    bridge = SimBridge("cartpole", context=ros_probe.node.context, seed=4, rate_hz=100.0,
+                       lockstep=True, log_episodes=False)
+    ros_probe.add(bridge)
+    pub = ros_probe.node.create_publisher(Float64MultiArray, "/kinema/command", 10)
+    try:
+        ros_probe.spin(0.2)  # no command yet: the first state, every period, no step
+        assert bridge.robot.steps == 0 and bridge.republished == 0
+        expected = sim.make("cartpole", seed=4)
+        expected.reset(seed=4)
+        for i in range(8):  # slower than the rate: lockstep waits for each command
+            pub.publish(Float64MultiArray(data=[float(i % 2)]))
+            assert ros_probe.wait_for(lambda i=i: bridge.robot.steps == i + 1, 2.0), i
+            ros_probe.spin(0.02)
+            expected.step(i % 2)
+        assert bridge.held_commands == 0 and bridge.robot.steps == 8
+        obs = bridge.robot.read()[0]
+        np.testing.assert_allclose(obs, expected.unwrapped.state, rtol=1e-6)
+        ros_probe.spin(0.3)  # silence: the latest observation again, no step taken
+        assert bridge.robot.steps == 8 and bridge.republished >= 3
+        pub.publish(Float64MultiArray(data=[7.0]))  # refused, not stepped
+        ros_probe.spin(0.05)
+        assert bridge.bad_commands == 1 and bridge.robot.steps == 8
+        assert bridge.report()["lockstep"] is True
+    finally:
+        ros_probe.node.destroy_publisher(pub)
+        bridge.destroy_node()
+        bridge.close()
