@@ -9,6 +9,7 @@ checks every registered algorithm against the protocol of its loop.
     OnPolicyAgent     + a rollout buffer and the pieces of a rollout (PPO-style)
     OffPolicyAgent    + a replay buffer, exploration, and an OffPolicyConfig (loop settings)
     ImitationAgent    + observation statistics, validation and early stopping (BC, DAgger)
+    ModelBasedAgent   + a replay buffer, a model fit on all of it, and a planner (PETS)
 
 The configs named here are imported for annotations only: at run time this module depends on
 nothing of agents/.
@@ -28,6 +29,7 @@ from sim.registry import EnvInfo
 
 if TYPE_CHECKING:
     from agents.imitation.bc import BCConfig
+    from agents.model_based.pets import PETSConfig
     from agents.model_free.off_policy import OffPolicyConfig
     from data.replay import ReplayBuffer
     from data.rollout import RolloutBuffer
@@ -154,6 +156,44 @@ class ImitationAgent(Agent, Protocol):
 
     def reinitialize(self) -> None:
         """Fresh weights and optimizer, as a new learner would start."""
+        ...
+
+
+@runtime_checkable
+class ModelBasedAgent(Agent, Protocol):
+    """A learned dynamics model planned through (agents.loops.model_based)."""
+
+    fits: int
+    """Model fits so far."""
+    plan_s: float
+    """Wall seconds spent planning so far."""
+    plans: int
+    """Plans made so far (each for every env of the batch)."""
+
+    @property
+    def cfg(self) -> PETSConfig:
+        """The loop reads num_envs, learning_starts and train_every."""
+        ...
+
+    @property
+    def replay(self) -> ReplayBuffer:
+        """Every transition so far: what the model is fitted to."""
+        ...
+
+    def explore(self, obs: Tensor, step: int) -> Tensor:
+        """The planner's actions for the training envs at env step `step`."""
+        ...
+
+    def fit_model(self) -> dict[str, float]:
+        """Fit the model to the replay buffer; its statistics (raises FloatingPointError)."""
+        ...
+
+    def episodes_ended(self, ended: np.ndarray) -> None:
+        """Training envs in `ended` start a new episode: forget their warm starts."""
+        ...
+
+    def reset_evaluation(self) -> None:
+        """Before an evaluation: the evaluation planner's seed and fresh warm starts."""
         ...
 
 

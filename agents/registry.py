@@ -22,6 +22,10 @@ MODULES: dict[str, str] = {
     "dqn": "agents.model_free.dqn",
     "bc": "agents.imitation.bc",
     "dagger": "agents.imitation.dagger",
+    "pets": "agents.model_based.pets",
+    "mbrl-v0.5": "agents.model_based.pets",
+    "mbrl-v1.0": "agents.model_based.pets",
+    "mbrl-v1.5": "agents.model_based.pets",
 }
 """Algorithm name -> the module whose ALGORITHMS declares it."""
 

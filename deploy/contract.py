@@ -5,6 +5,20 @@ computer trusts before it sends a single command, so loading it is strict: every
 type-checked, the bounds must be consistent, and the SHA-256 of `policy.onnx` must match, so a
 stale or tampered graph never runs. Each failure is a `BundleError` whose message is one
 sentence naming the file or field and what was expected. No torch here: the runtime loads this.
+
+Stateful bundles. A feed-forward graph maps obs [batch, obs_dim] to action [batch, act_dim] and
+its contract has no `state` or `noise`. A graph that carries something from one call to the
+next (an MPC planner's warm-start plan, a recurrent policy's hidden state) declares it in
+`state`: each `StateIO` names a graph input and the graph output of the same `shape` that the
+runtime feeds back as the next call's input, refilled with `initial` at every episode start. A
+graph that samples (a CEM planner) takes its randomness as `noise` inputs instead of drawing it
+inside: before every call the runtime fills each, in declaration order, with
+`Generator(PCG64(noise_seed)).standard_normal(shape, dtype=float32)`, one generator per loaded
+policy and never reseeded (a reset leaves it running), so the same seed, observations and
+episode starts give the same actions, and export compares torch and onnxruntime on the same
+noise. Such a graph runs one observation at a time:
+obs [1, obs_dim] and action [1, act_dim], state and noise exactly their declared shapes. A
+contract.json without these fields is a feed-forward bundle, as every bundle before them was.
 """
 
 from __future__ import annotations
@@ -78,6 +92,46 @@ class Quantization:
 
 
 @dataclass(frozen=True)
+class StateIO:
+    """Graph input `input` and output `output`, both float32 `shape`: the output of one call
+    is the input of the next, and `initial` (filled) at an episode start."""
+
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    initial: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_tensor(self, (self.input, self.output), self.shape, f"state {self.input!r}")
+        if not _is(self.initial, float):
+            raise BundleError(f"state {self.input!r} initial is {self.initial!r}; expected a "
+                              "finite number")
+        object.__setattr__(self, "initial", float(self.initial))
+
+
+@dataclass(frozen=True)
+class NoiseInput:
+    """Graph input `name`, float32 `shape`, standard normal drawn by the runtime each call."""
+
+    name: str
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        _check_tensor(self, (self.name,), self.shape, f"noise {self.name!r}")
+
+
+def _check_tensor(io: StateIO | NoiseInput, names: tuple[str, ...], shape: Any, what: str) -> None:
+    if not all(isinstance(n, str) and n for n in names):
+        raise BundleError(f"{what} needs non-empty string names, found {list(names)}")
+    if not isinstance(shape, (list, tuple)) or not shape or not all(
+            _is(d, int) and d >= 1 for d in shape):
+        shown = list(shape) if isinstance(shape, (list, tuple)) else repr(shape)
+        raise BundleError(f"{what} has shape {shown}; expected a list of one or more "
+                          "positive integers")
+    object.__setattr__(io, "shape", tuple(shape))
+
+
+@dataclass(frozen=True)
 class Contract:
     """Everything a runner must know about a bundle's policy, in the robot's units."""
 
@@ -108,6 +162,12 @@ class Contract:
     quantization: Quantization | None = None
     """Set when policy.onnx is a quantized graph; `parity_max_abs_error` then describes the
     float graph export checked, and `quantization.error` the shipped one. Optional."""
+    state: tuple[StateIO, ...] = ()
+    """Carried graph inputs/outputs (module docstring); empty for a feed-forward graph."""
+    noise: tuple[NoiseInput, ...] = ()
+    """Standard normal graph inputs the runtime draws before every call, in this order."""
+    noise_seed: int = 0
+    """Seed of the runtime's noise generator, np.random.PCG64(noise_seed)."""
     created: str = dataclasses.field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -117,12 +177,22 @@ class Contract:
     def __post_init__(self) -> None:
         _check_consistent(self)
 
+    @property
+    def stateful(self) -> bool:
+        """The graph takes state or noise besides obs, one observation per call (batch 1)."""
+        return bool(self.state or self.noise)
+
     # ---------------------------------------------------------------- (de)serialisation
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         if self.joint_state_map is not None:
             d["joint_state_map"] = joint_state_map_to_json(self.joint_state_map)
+        if self.stateful:
+            d["state"] = [{**s, "shape": list(s["shape"])} for s in d["state"]]
+            d["noise"] = [{**n, "shape": list(n["shape"])} for n in d["noise"]]
+        else:  # a feed-forward contract.json is exactly what it was before stateful bundles
+            del d["state"], d["noise"], d["noise_seed"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -152,6 +222,7 @@ class Contract:
         if data.get("quantization") is not None:
             kwargs["quantization"] = _quantization(data["quantization"],
                                                    f"{where} field 'quantization'")
+        kwargs.update(parse_graph_io(data, where=where))
         try:
             return cls(**kwargs)
         except BundleError as e:
@@ -248,6 +319,43 @@ def _quantization(value: Any, what: str) -> Quantization:
         raise BundleError(f"{what}: {e}") from None
 
 
+_STATE_KEYS: dict[str, Any] = {"input": str, "output": str, "shape": (int,), "initial": float}
+_NOISE_KEYS: dict[str, Any] = {"name": str, "shape": (int,)}
+
+
+def parse_graph_io(data: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """The `state`, `noise` and `noise_seed` entries of `data` (contract.json, or a module's
+    `graph_io` at export) as Contract keyword arguments; absent keys are left out."""
+    out: dict[str, Any] = {}
+    for key, cls, keys in (("state", StateIO, _STATE_KEYS), ("noise", NoiseInput, _NOISE_KEYS)):
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            raise BundleError(f"{where} field {key!r} is {value!r}; expected a list of objects")
+        out[key] = tuple(_graph_tensor(v, cls, keys, f"{where} field {key!r}[{i}]")
+                         for i, v in enumerate(value))
+    if data.get("noise_seed") is not None:
+        out["noise_seed"] = _coerce(data["noise_seed"], int, False, f"{where} field 'noise_seed'")
+    return out
+
+
+def _graph_tensor(value: Any, cls: Any, keys: dict[str, Any], what: str) -> Any:
+    if not isinstance(value, dict):
+        raise BundleError(f"{what} is {value!r}; expected an object with {', '.join(keys)}")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise BundleError(f"{what} has unknown key(s) {unknown}; allowed: {', '.join(keys)}")
+    missing = [k for k in keys if k not in value and k != "initial"]  # initial defaults to 0
+    if missing:
+        raise BundleError(f"{what} is missing {missing[0]!r}")
+    kwargs = {k: _coerce(v, keys[k], False, f"{what}[{k!r}]") for k, v in value.items()}
+    try:
+        return cls(**kwargs)
+    except BundleError as e:
+        raise BundleError(f"{what}: {e}") from None
+
+
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -302,6 +410,36 @@ def _check_consistent(c: Contract) -> None:
     ):
         raise BundleError(f"quantization metric {c.quantization.metric!r} does not fit a "
                           f"{'discrete' if c.discrete else 'continuous'} policy")
+    _check_graph_io(c)
+
+
+def check_graph_io(
+    state: tuple[StateIO, ...], noise: tuple[NoiseInput, ...], noise_seed: int
+) -> None:
+    """State and noise entries are what they say, their graph names all differ (and differ
+    from obs and action), and the seed is one numpy's PCG64 accepts. Export checks a module's
+    graph_io with this before it exports anything."""
+    for field, entries, kind in (("state", state, StateIO), ("noise", noise, NoiseInput)):
+        if not isinstance(entries, tuple) or not all(isinstance(e, kind) for e in entries):
+            raise BundleError(f"{field} must be a tuple of {kind.__name__}, found {entries!r}")
+    if not _is(noise_seed, int) or noise_seed < 0:
+        raise BundleError(f"noise_seed is {noise_seed!r}; expected an integer >= 0")
+    if noise_seed and not noise:
+        raise BundleError(f"noise_seed is {noise_seed} but there are no noise inputs; drop it "
+                          "or declare noise")
+    names = ["obs", "action"]
+    for name in [n for s in state for n in (s.input, s.output)] + [n.name for n in noise]:
+        if name in names:
+            raise BundleError(f"graph name {name!r} is used twice in state/noise (or is "
+                              "'obs'/'action'); every graph input and output needs its own name")
+        names.append(name)
+
+
+def _check_graph_io(c: Contract) -> None:
+    check_graph_io(c.state, c.noise, c.noise_seed)
+    if c.stateful and c.quantization is not None:
+        raise BundleError("a stateful contract cannot be quantized; quantization covers "
+                          "feed-forward graphs only")
 
 
 def _check_shapes(c: Contract) -> None:

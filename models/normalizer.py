@@ -64,3 +64,41 @@ class RewardScaler(nn.Module):
         self.ret.masked_fill_(ended, 0.0)
         std = (self.stats.var + self.stats.eps).sqrt().to(reward.dtype)
         return (reward / std).clamp(-self.stats.clip, self.stats.clip)
+
+
+MIN_STD = 1e-6
+"""A column whose std is below this is only centred (std 1), as PETS does: a constant column
+divided by a floored std would turn the smallest deviation at run time into a huge input."""
+
+
+class FittedNorm(nn.Module):
+    """(x - mean) / std with statistics fitted once on a data set (PETS refits on all data).
+
+    Buffers (float32), so they are saved in the state_dict and go into an exported graph;
+    `count` is the number of rows fitted (0: never fitted, an identity).
+    """
+
+    mean: Tensor
+    std: Tensor
+    count: Tensor
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        """Set the statistics to those of x [N, dim] (computed in float64)."""
+        x = x.to(torch.float64)
+        std = x.std(0, unbiased=False)
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(torch.where(std < MIN_STD, torch.ones_like(std), std))
+        self.count.fill_(x.shape[0])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return z * self.std + self.mean

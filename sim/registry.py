@@ -78,6 +78,9 @@ class EnvInfo:
     action_high: tuple[float, ...] | None
     dt: float
     """Control period in seconds (one env step)."""
+    name: str = ""
+    """The registry entry these facts were measured from (an agent that needs env knowledge
+    beyond the spaces, e.g. PETS's known reward function, looks it up by this name)."""
 
     @property
     def rate_hz(self) -> float:
@@ -254,6 +257,7 @@ def _info(name: str) -> EnvInfo:
             action_low=None if raw is None else tuple(float(x) for x in raw.low.ravel()),
             action_high=None if raw is None else tuple(float(x) for x in raw.high.ravel()),
             dt=float(_control_dt(env)),
+            name=name,
         )
     finally:
         env.close()

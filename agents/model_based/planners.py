@@ -127,7 +127,8 @@ class Plan:
 
 def refit_gaussian(elites: Tensor, mean: Tensor, std: Tensor, momentum: float,
                    min_std: float) -> tuple[Tensor, Tensor]:
-    """CEM refit of a per-step diagonal Gaussian to elites [E, H, *A], smoothed by momentum."""
+    """CEM refit of a per-step diagonal Gaussian to elites [E, *batch, H, *A] (mean and std
+    [*batch, H, *A]), smoothed by momentum."""
     new_mean = momentum * mean + (1 - momentum) * elites.mean(0)
     new_std = momentum * std + (1 - momentum) * elites.std(0, correction=0)
     return new_mean, new_std.clamp(min=min_std)
@@ -144,15 +145,16 @@ def refit_categorical(elites: Tensor, probs: Tensor, momentum: float,
 
 def mppi_update(seqs: Tensor, returns: Tensor, temperature: float,
                 min_std: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted mean and std of seqs [K, H, *A] with w ~ exp((J - max J) / temperature).
+    """Weighted mean and std of seqs [K, *batch, H, *A] with w ~ exp((J - max J) / temperature)
+    over the population, for returns [K, *batch] (one planning problem per batch entry).
 
-    Returns (mean, std, weighted mean return).
+    Returns (mean, std, weighted mean return [*batch]).
     """
-    w = torch.softmax((returns - returns.max()) / temperature, dim=0)
-    wb = w.reshape(-1, *([1] * (seqs.dim() - 1)))
+    w = torch.softmax((returns - returns.amax(0, keepdim=True)) / temperature, dim=0)
+    wb = w.reshape(*w.shape, *([1] * (seqs.dim() - w.dim())))
     mean = (wb * seqs).sum(0)
     std = (wb * (seqs - mean) ** 2).sum(0).sqrt().clamp(min=min_std)
-    return mean, std, (w * returns).sum()
+    return mean, std, (w * returns).sum(0)
 
 
 def shift(seq: Tensor, fill: Tensor) -> Tensor:

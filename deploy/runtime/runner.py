@@ -11,6 +11,10 @@ whatever ends the run, the robot's `safe_stop()` is called. A robot whose `read(
 raises latches a stop too (`robot_read_error`, `robot_send_error`, the error kept as the
 report's `fault`): after a read error the safe action is still sent once, after a send error
 the send path is not trusted again; `safe_stop()` follows either way.
+
+A policy with a `reset()` (OnnxPolicy: a stateful bundle's carried state back to its initial
+values) is reset at every episode start: when a run starts, and after each episode a robot
+that counts episodes (`EpisodicRobot`) finishes, between steps, outside the timed step.
 """
 
 from __future__ import annotations
@@ -143,15 +147,21 @@ class Runner:
         returns = [] if returns is None else returns
         first_return = len(returns)
         loop = _Loop(self.period, self.policy)
+        reset: Callable[[], None] = getattr(self.policy, "reset", None) or _nothing
+        finished = len(returns)
         self._notes = []
         stop_reason = COMPLETED
         start = time.perf_counter()
         try:
+            reset()  # an episode starts with the run
             while (steps is None or len(loop.latencies) < steps) and (
                 episodes is None or len(returns) - first_return < episodes
             ):
                 if not self._step(loop, start):
                     break
+                if len(returns) != finished:  # the robot started a new episode
+                    finished = len(returns)
+                    reset()
         except KeyboardInterrupt:
             stop_reason = INTERRUPTED
         finally:
@@ -262,6 +272,10 @@ def _check_robot_fits(c: Contract, robot: SimRobot) -> None:
                          f"are wider than env {env!r}'s {low.tolist()}..{high.tolist()} ({dims}): "
                          "the contract promises commands this robot cannot take; run it against "
                          f"an env whose bounds contain the contract's, or export it for {env!r}")
+
+
+def _nothing() -> None:
+    """The reset of a policy that carries nothing between calls."""
 
 
 def _timed(

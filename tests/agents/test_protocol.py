@@ -16,7 +16,9 @@ from deploy.export import export_bundle
 
 ENV = {"discrete": "cartpole", "continuous": "pendulum"}
 SMALL = {"hidden": (16,), "num_envs": 2, "num_steps": 8, "num_minibatches": 2,
-         "buffer_size": 64, "batch_size": 8}
+         "buffer_size": 64, "batch_size": 8,
+         # planners: a short unrolled graph keeps the export quick
+         "horizon": 3, "iterations": 1, "samples": 8, "elites": 2, "replan_every": 1}
 
 
 def loop_protocol(algo) -> type:

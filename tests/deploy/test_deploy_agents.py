@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +33,14 @@ TRAINED = {
 }
 # Learners from demonstrations: trained by a dataset, so built directly and given statistics.
 FROM_DATA = {"bc": ["cartpole", "pendulum"], "dagger": ["pendulum"]}
+# Planners over learned models: the whole MPC controller is the graph (stateful bundles).
+PLANNERS = {"pets": "pendulum", "mbrl-v0.5": "pendulum", "mbrl-v1.0": "pendulum",
+            "mbrl-v1.5": "inverted-pendulum"}
 CASES = [(a, e, n) for a, runs in TRAINED.items() if a in ALGORITHMS for e, n in runs]
 
 
 def test_deploy_every_registered_algorithm_has_a_parity_case() -> None:
-    missing = sorted(set(ALGORITHMS) - set(TRAINED) - set(FROM_DATA))
+    missing = sorted(set(ALGORITHMS) - set(TRAINED) - set(FROM_DATA) - set(PLANNERS))
     assert not missing, f"add export parity cases for {missing}"
 
 
@@ -106,3 +112,43 @@ def test_deploy_untrained_ppo_normalizer_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="no statistics"):
         export_bundle(agent.inference_module(), env="pendulum", out_dir=tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("algo", "env"), PLANNERS.items())
+def test_deploy_a_planner_exports_as_a_stateful_controller(tmp_path: Path, algo: str,
+                                                          env: str) -> None:
+    """The exported graph is the agent's MPC controller: the same actions as torch on the same
+    noise, the warm start carried between calls, and `kinema run` drives it."""
+    import dataclasses
+
+    a = algorithm(algo)
+    cfg = a.preset(env)
+    small = dict(hidden=(16,), horizon=6, samples=16, iterations=2, elites=4,
+                 particles=1 if cfg.ensemble_size == 1 else 5, max_epochs=3,
+                 learning_starts=100, train_every=0 if cfg.train_every == 0 else 100)
+    cfg = dataclasses.replace(cfg, **small, replan_every=min(cfg.replan_every, 6))
+    result = train(TrainConfig(algo=algo, env=env, steps=200, eval_every=200, eval_episodes=1,
+                               runs_dir=str(tmp_path / "runs")), cfg)
+    agent, run = load_agent(result.run)
+    module = agent.inference_module()
+    with pytest.raises(ExportError, match="quantiz"):
+        export_bundle(module, env=env, out_dir=tmp_path / "refused", quantize="int8")
+    c = export_bundle(module, env=env, out_dir=tmp_path / "bundle", source_run=run.path.name)
+    assert c.stateful and [s.input for s in c.state] == ["plan"]
+    assert [n.name for n in c.noise][:2] == ["cem_noise", "particle_noise"]
+    assert 0.0 <= c.parity_max_abs_error <= 1e-4
+    policy = OnnxPolicy(tmp_path / "bundle")
+    rng = np.random.Generator(np.random.PCG64(c.noise_seed))
+    obs = sim.make(env).reset(seed=0)[0]
+    plan = torch.zeros(1, cfg.horizon, agent.info.act_dim)
+    for _ in range(3):  # the runtime carries the plan; torch is given it by hand
+        noise = [torch.from_numpy(rng.standard_normal(n.shape, dtype=np.float32))
+                 for n in c.noise]
+        with torch.no_grad():
+            want, plan = module(torch.as_tensor(obs[None], dtype=torch.float32), plan, *noise)
+        np.testing.assert_allclose(policy(obs), want[0].numpy(), atol=1e-4)
+    out = subprocess.run([sys.executable, "-m", "kinema", "run", str(tmp_path / "bundle"),
+                          "--env", env, "--episodes", "1", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["episodes"] == 1
