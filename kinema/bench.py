@@ -1,4 +1,4 @@
-"""`kinema bench rl|sim|deploy`: side-by-side benchmarks against peers (benchmarks/)."""
+"""`kinema bench rl|sim|deploy|sweep`: side-by-side benchmarks against peers (benchmarks/)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,25 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kinema.args import positive_int
 from kinema.output import err_console
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
-    b.add_argument("name", choices=("rl", "sim", "deploy"), help="rl: SAC/TD3/DDPG/DQN/PPO "
-                   "beside Stable-Baselines3, time and steps to a target return; sim: env step "
-                   "rates, raw backends vs sim.make, and vector-env scaling; deploy: inference "
-                   "(onnxruntime vs torch), runner step, 500 Hz jitter, ROS 2 round trip")
+    b.add_argument("name", choices=("rl", "sim", "deploy", "sweep"), help="rl: "
+                   "SAC/TD3/DDPG/DQN/PPO beside Stable-Baselines3, time and steps to a target "
+                   "return; sim: env step rates, raw backends vs sim.make, and vector-env "
+                   "scaling; deploy: inference (onnxruntime vs torch), runner step, 500 Hz "
+                   "jitter, ROS 2 round trip; sweep: PPO runs through kinema sweep (Ray Tune) "
+                   "vs the same runs in a row")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     b.add_argument("--libs", default="kinema,sb3", help="kinema, sb3 or both (default both)")
+    b.add_argument("--trials", type=positive_int, default=8,
+                   help="sweep: trials, seeds 0..N-1 (default 8)")
+    b.add_argument("--steps", type=positive_int, default=100_000,
+                   help="sweep: env steps per trial (default 100000)")
     b.add_argument("--results", type=Path, metavar="FILE.json",
                    help="JSON file of the results (default benchmarks/results/NAME.json; rl "
                    "merges into it)")
@@ -38,6 +45,14 @@ def main(a: argparse.Namespace) -> None:
                                   markdown=a.markdown,
                                   log=lambda m: err_console.print(m, markup=False))
         print(deploy_bench.report(result))
+        return
+    if a.name == "sweep":
+        from benchmarks import sweep as sweep_bench
+
+        result = sweep_bench.run(trials=a.trials, steps=a.steps,
+                                 results=a.results or sweep_bench.RESULTS, markdown=a.markdown,
+                                 log=lambda m: err_console.print(m, markup=False))
+        print(sweep_bench.report(result))
         return
     if a.name == "sim":
         from benchmarks import sim as sim_bench

@@ -26,6 +26,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0,
                    help="episode i is reset with seed + i (default 0)")
     c.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
+    c.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="record with N Ray workers (a local Ray instance); episodes are still "
+                   "committed one at a time, in the order of their seeds (default 1: this "
+                   "process)")
     c.add_argument("--json", action="store_true", help="print the result as one JSON object")
     c.set_defaults(handler=main)
     return c
@@ -42,6 +46,9 @@ def main(a: argparse.Namespace) -> None:
     sim.spec(a.env)
     if not (a.append and is_dataset(a.out)):  # refused before an expert or an env is made
         check_new_folder(a.out)
+    if a.workers > 1 and a.expert == "teleop":
+        raise ValueError("--workers needs an expert that runs without a person; teleop records "
+                         "in one process (leave --workers out)")
     expert = make_expert(a.expert, a.env)
     if expert.name == "teleop":
         console.print(teleop.__doc__, markup=False)
@@ -50,7 +57,14 @@ def main(a: argparse.Namespace) -> None:
         if not a.json:
             err_console.print(f"episode {i}/{a.episodes}: return {ret:.2f}", markup=False)
 
-    result = record(a.env, expert, a.episodes, a.out, seed=a.seed, append=a.append,
-                    on_episode=shown)
+    if a.workers > 1:
+        from agents.experts.parallel import record_parallel
+
+        result = record_parallel(a.env, a.expert, expert.spec, a.episodes, a.out,
+                                 workers=a.workers, seed=a.seed, append=a.append,
+                                 on_episode=shown)
+    else:
+        result = record(a.env, expert, a.episodes, a.out, seed=a.seed, append=a.append,
+                        on_episode=shown)
     emit({"env": a.env, "expert": expert.name, **result.summary()}, as_json=a.json,
          title="collect")

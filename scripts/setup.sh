@@ -15,6 +15,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -n
   # InformationOnly warning, relayed by pip as a BuildBackendWarning) that reads like a fault.
   # Ignore that one warning by its message; every other warning and error still shows.
   PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation.:UserWarning" \
-    .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[dev,bench,ros]"
+    .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[dev,bench,ros,sweep]"
   touch "$stamp"
 fi

@@ -1,0 +1,367 @@
+"""Sweeps over seeds and hyperparameters as Ray Tune trials, each an ordinary run directory.
+
+    SWEEP/
+      sweep.json               the grid: algo, env, seeds, --set values, resources, and per trial
+                               its id, seed, params and full configs (written once, atomically)
+      trials/<id>/<run>/       the trial's run folder, exactly as `kinema train` writes it
+      trials/<id>/result.json  the trial's summary, written (atomically) only when it finished
+      tune/attempt-<n>/        Ray Tune's own experiment files, one folder per run or resume
+
+Ray itself (a local instance or a cluster by address) comes from agents/runs/cluster.py. Each
+trial is a Ray Tune function trainable (`_trial`) that calls agents.runs.train.train, or
+agents.runs.train.resume when its folder already holds a run with a LATEST checkpoint, and
+reports progress with `ray.tune.report`. Ray Tune schedules the trials on the cluster's CPUs and
+GPUs (`tune.with_resources`), runs them in its worker processes, and calls back the driver with
+their results (a `tune.Callback`), which draws the progress table.
+
+Resume (`kinema sweep --resume SWEEP`) is ours, not `Tuner.restore`: Tune's experiment state is
+a pickle (its docs warn that restoring runs code from the folder), and nothing here loads a
+pickle. So the state of a sweep is its files: a trial with result.json is finished and kept;
+every other trial runs again on a fresh Tuner and continues its run from LATEST (bit-exact on
+CPU, as `kinema train --resume`). A run folder that has no checkpoint yet holds nothing to
+continue and is started again. On a multi-machine cluster SWEEP must be on storage every node
+mounts at the same path (the trials write their run folders there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from data.files import kinema_version, write_atomic
+
+SWEEP_FILE, TRIALS_DIR, RESULT_FILE, TUNE_DIR = "sweep.json", "trials", "result.json", "tune"
+FORMAT = "kinema-sweep/1"
+REPORT_INTERVAL_S = 1.0
+"""Seconds between two progress reports of a trial to the driver (tune.report)."""
+
+
+class SweepError(ValueError):
+    """A sweep folder that cannot be created, read or resumed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the grid: a seed and the values of the --set hyperparameters."""
+
+    id: str
+    seed: int
+    params: dict[str, Any]
+    """The --set values of this point, as the algorithm's config holds them (JSON)."""
+    train: dict[str, Any]
+    """The TrainConfig of the run, as a dict."""
+    algo_config: dict[str, Any]
+
+    @classmethod
+    def make(cls, index: int, params: dict[str, Any], train_cfg: Any, algo_cfg: Any, *,
+             device: str | None = None) -> Trial:
+        """Trial number `index` from its configs; `device` replaces train_cfg's (checked on
+        this machine, while the trial may run on another)."""
+        train = dataclasses.asdict(train_cfg) | ({"device": device} if device else {})
+        return cls(f"{index:03d}", train_cfg.seed, _jsonable(params), _jsonable(train),
+                   _jsonable(dataclasses.asdict(algo_cfg)))
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial asks Ray for, and how many may run at once (None: as many as fit)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    max_concurrent: int | None = None
+
+
+@dataclass
+class Outcome:
+    """A finished `run_sweep`: the summary row of every trial, and whether it was cut short."""
+
+    rows: list[dict[str, Any]]
+    interrupted: bool
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["status"] == "error"]
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v))
+
+
+# -- the sweep folder -----------------------------------------------------------------------------
+def default_path(root: Path, env: str, algo: str) -> Path:
+    return Path(root) / f"{env}-{algo}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def check_new(path: Path) -> None:
+    """Refuse a --out that exists (a file, or a folder with anything in it)."""
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        raise SweepError(f"--out {path} exists; a new sweep needs a new or empty folder "
+                         f"(kinema sweep --resume {path} continues a sweep)")
+
+
+def create(path: Path, meta: dict[str, Any], trials: list[Trial], *, unique: bool = False
+           ) -> Path:
+    """Make the sweep folder: sweep.json (atomically) and trials/; returns its absolute path.
+
+    `path` must be new or empty (check_new); with `unique` (a default name, made here) a name
+    that exists gets "-2", "-3", ... instead, as run folders do.
+    """
+    base = path = Path(path).absolute()
+    for n in range(2, 10_000):
+        try:
+            path.mkdir(parents=True)
+            break
+        except FileExistsError:
+            if not unique:
+                check_new(path)
+                break
+            path = base.with_name(f"{base.name}-{n}")
+    trials = [dataclasses.replace(t, train=t.train | {"runs_dir": str(trial_dir(path, t.id))})
+              for t in trials]
+    doc = {"format": FORMAT, "created": datetime.now().isoformat(timespec="seconds"),
+           "kinema_version": kinema_version(), **meta,
+           "trials": [dataclasses.asdict(t) for t in trials]}
+    try:
+        (path / TRIALS_DIR).mkdir()
+        write_atomic(path / SWEEP_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[Trial]]:
+    """(sweep.json without its trials, the trials) of a sweep folder."""
+    file = Path(path) / SWEEP_FILE
+    if not Path(path).is_dir():
+        raise SweepError(f"sweep folder {path} does not exist")
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SweepError(f"{file} is missing, so {path} is not a sweep folder") from None
+    except (OSError, ValueError) as e:
+        raise SweepError(f"{file} cannot be read as JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SweepError(f"{file} is not a {FORMAT} file")
+    try:
+        trials = [Trial(**t) for t in doc.pop("trials")]
+    except (KeyError, TypeError) as e:
+        raise SweepError(f"{file} has malformed trials ({e})") from None
+    return doc, trials
+
+
+def trial_dir(sweep: Path, trial_id: str) -> Path:
+    return Path(sweep) / TRIALS_DIR / trial_id
+
+
+def trial_runs(folder: Path) -> list[Path]:
+    """The run folders in a trial's folder (one, once the trial started)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "config.json").is_file())
+
+
+def read_result(sweep: Path, trial_id: str) -> dict[str, Any] | None:
+    """A finished trial's summary, or None while it is not finished."""
+    try:
+        return json.loads((trial_dir(sweep, trial_id) / RESULT_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise SweepError(f"{trial_dir(sweep, trial_id) / RESULT_FILE} cannot be read ({e})"
+                         ) from None
+
+
+def check_fits_cluster(res: Resources, cluster: dict[str, float]) -> None:
+    """A trial that asks for more than the cluster has would wait for ever: refuse it."""
+    for flag, asked, key in (("--cpus-per-trial", res.cpus, "CPU"),
+                             ("--gpus-per-trial", res.gpus, "GPU")):
+        have = cluster.get(key, 0.0)
+        if asked > have:
+            raise ValueError(f"{flag} {asked:g} is more than the Ray cluster has ({have:g} "
+                             f"{key}s); ask for at most {have:g}")
+
+
+# -- Ray Tune --------------------------------------------------------------------------------------
+def _events_callback(on_event: Callable[[dict[str, Any]], None]) -> Any:
+    """A tune.Callback (run in the driver) that forwards each trial's reports and ends."""
+    from ray import tune
+
+    class Events(tune.Callback):
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            on_event({"trial": trial.config["trial"], "status": "running"})
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                            **info: Any) -> None:
+            on_event({k: result[k] for k in _REPORTED if k in result} | {"status": "running"})
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any,
+                              **info: Any) -> None:
+            on_event({"trial": trial.config["trial"], "status": "finished"})
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            on_event({"trial": trial.config["trial"], "status": "error"})
+
+        def __reduce__(self) -> Any:  # Tune saves its run config; the display stays here
+            return (_no_events, ())
+
+    return Events()
+
+
+def _no_events() -> Any:
+    return _events_callback(lambda _: None)
+
+
+_REPORTED = ("trial", "step", "total", "steps_per_s", "eval_return", "run")
+
+
+def run_sweep(sweep: Path, resources: Resources, *,
+              on_event: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+    """Run every unfinished trial of `sweep` as a Ray Tune trial (Ray must be initialized,
+    see ray_session) and return the summary rows of all trials, finished ones included."""
+    from ray import tune
+
+    sweep = Path(sweep).absolute()
+    _, trials = load(sweep)
+    todo = [t.id for t in trials if read_result(sweep, t.id) is None]
+    errors: dict[str, str] = {}
+    if todo:
+        trainable = tune.with_resources(_trial, {"cpu": resources.cpus, "gpu": resources.gpus})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"sweep": str(sweep), "trial": tune.grid_search(todo),
+                         "gpus": resources.gpus, "cwd": os.getcwd()},
+            tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent,
+                                        reuse_actors=True),  # a reused worker keeps torch
+            # and the simulators imported, so the next trial starts at once (BENCHMARKS.md)
+            run_config=tune.RunConfig(
+                name=_attempt(sweep), storage_path=str(sweep / TUNE_DIR),
+                verbose=0, failure_config=tune.FailureConfig(max_failures=0),
+                callbacks=[_events_callback(on_event or (lambda _: None))]),
+        )
+        with contextlib.redirect_stdout(io.StringIO()):  # Tune prints its banner and trial
+            grid = tuner.fit()  # lines even at verbose=0; the caller's table shows progress
+        for i in range(len(grid)):
+            result = grid[i]
+            if result.error is not None and result.config is not None:
+                errors[result.config["trial"]] = _last_line(result.error)
+    rows, interrupted = [], False
+    for t in trials:
+        done = read_result(sweep, t.id)
+        if done is None:
+            status = "error" if t.id in errors else "interrupted"
+            interrupted |= status == "interrupted"
+            runs = trial_runs(trial_dir(sweep, t.id))
+            done = {"status": status, "run": str(runs[0]) if runs else None,
+                    "error": errors.get(t.id)}
+        rows.append({"trial": t.id, "seed": t.seed, "params": t.params, **done})
+    return Outcome(rows, interrupted)
+
+
+def _attempt(sweep: Path) -> str:
+    """The name of this run's Tune experiment: attempt-1, attempt-2 after a resume, ..."""
+    tune_dir = sweep / TUNE_DIR
+    n = 1 + (sum(1 for p in tune_dir.iterdir() if p.is_dir()) if tune_dir.is_dir() else 0)
+    while (tune_dir / f"attempt-{n}").exists():
+        n += 1
+    return f"attempt-{n}"
+
+
+def _last_line(e: BaseException) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return " ".join((lines[-1] if lines else type(e).__name__).split())[:300]
+
+
+# -- one trial, in a Ray worker -------------------------------------------------------------------
+def _trial(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: train (or resume) one trial's run, then write result.json."""
+    from ray import tune
+
+    from agents.loops.core import Diverged
+    from agents.registry import algorithm
+    from agents.runs import train as T
+    from agents.runs.config import TrainConfig, config_from_dict
+
+    sweep = Path(config["sweep"])
+    (trial,) = [t for t in load(sweep)[1] if t.id == config["trial"]]
+    if os.path.isdir(config["cwd"]):
+        os.chdir(config["cwd"])  # Tune starts trials in its own folder; config.json's git commit
+        # and relative paths are the driver's, as with kinema train
+    folder = trial_dir(sweep, trial.id)
+    device = trial.train["device"]
+    if device == "auto" and not config["gpus"]:
+        device = "cpu"  # a trial uses only the GPUs Ray gave it
+    report = _Reporter(trial.id, folder, tune.report)
+    run = _resumable(folder)
+    try:
+        if run is not None:
+            result = T.resume(run, train_overrides={"device": device}, on_progress=report)
+        else:
+            cfg = config_from_dict(TrainConfig, trial.train | {"device": device,
+                                                               "runs_dir": str(folder)})
+            algo_cfg = config_from_dict(algorithm(cfg.algo).config_cls, trial.algo_config)
+            result = T.train(cfg, algo_cfg, on_progress=report)
+        summary = {"status": "done", **summarize_run(result.run), "stopped": result.stopped}
+    except Diverged as e:
+        runs = trial_runs(folder)
+        summary = {"status": "diverged", "error": str(e),
+                   **(summarize_run(runs[0]) if runs else {})}
+    write_atomic(folder / RESULT_FILE, (json.dumps(summary, indent=1) + "\n").encode())
+    tune.report({"trial": trial.id, **{k: summary.get(k) for k in ("run", "step", "total")},
+                 "eval_return": summary.get("return_mean")})
+
+
+def _resumable(folder: Path) -> Path | None:
+    """The trial's run folder when it has a checkpoint to continue from; a run folder without
+    one (killed before its first checkpoint) is removed, so the trial starts it again."""
+    runs = trial_runs(folder)
+    with_latest = [r for r in runs if (r / "LATEST").is_file()]
+    for r in runs:
+        if r not in with_latest:
+            shutil.rmtree(r)
+    if len(with_latest) > 1:
+        raise SweepError(f"{folder} holds {len(with_latest)} runs; a trial has one")
+    return with_latest[0] if with_latest else None
+
+
+def summarize_run(run: Path) -> dict[str, Any]:
+    """A run's last evaluation, its best, and its budget, from metrics.jsonl and config.json."""
+    from agents.runs.run import Run
+
+    r = Run.open(run)
+    evals = [e for e in r.records() if e.get("kind") == "eval"]
+    last = evals[-1] if evals else {}
+    return {"run": str(run), "step": last.get("step"), "total": r.config["train"].get("steps"),
+            "train_s": last.get("train_s"), "return_mean": last.get("return_mean"),
+            "return_std": last.get("return_std"),
+            "best_return": max((e["return_mean"] for e in evals), default=None)}
+
+
+class _Reporter:
+    """on_progress of a trial's loop: a tune.report at most every REPORT_INTERVAL_S."""
+
+    def __init__(self, trial_id: str, folder: Path, report: Callable[[dict], None]) -> None:
+        self.trial_id, self.folder, self.report = trial_id, folder, report
+        self.last = -float("inf")
+        self.run: str | None = None
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        if now - self.last < REPORT_INTERVAL_S:
+            return
+        self.last = now
+        if self.run is None:
+            runs = trial_runs(self.folder)
+            self.run = str(runs[0]) if runs else None
+        self.report({"trial": self.trial_id, "step": p.step, "total": p.total,
+                     "steps_per_s": p.steps_per_s, "eval_return": p.last_eval, "run": self.run})
