@@ -1,4 +1,4 @@
-"""`kinema bench rl|sim|deploy|sweep`: side-by-side benchmarks against peers (benchmarks/)."""
+"""`kinema bench rl|mbrl|sim|deploy|sweep`: side-by-side benchmarks against peers (benchmarks/)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from kinema.output import err_console
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
-    b.add_argument("name", choices=("rl", "sim", "deploy", "sweep"), help="rl: "
+    b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep"), help="rl: "
                    "SAC/TD3/DDPG/DQN/PPO beside Stable-Baselines3, time and steps to a target "
-                   "return; sim: env step rates, raw backends vs sim.make, and vector-env "
-                   "scaling; deploy: inference (onnxruntime vs torch), runner step, 500 Hz "
-                   "jitter, ROS 2 round trip; sweep: PPO runs through kinema sweep (Ray Tune) "
-                   "vs the same runs in a row")
+                   "return; mbrl: PETS beside SAC (Kinema, SB3) and mbrl-lib's PETS, and the "
+                   "exported planner's cost per step (tasks: pendulum, inverted-pendulum, "
+                   "cartpole-swingup, planning); sim: env step rates, raw backends vs "
+                   "sim.make, and vector-env scaling; deploy: inference (onnxruntime vs "
+                   "torch), runner step, 500 Hz jitter, ROS 2 round trip; sweep: PPO runs "
+                   "through kinema sweep (Ray Tune) vs the same runs in a row")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    b.add_argument("--libs", default="kinema,sb3", help="kinema, sb3 or both (default both)")
+    b.add_argument("--libs", help="rl: kinema, sb3 (default both); mbrl: kinema, sb3, mbrl-lib "
+                   "(default all three)")
     b.add_argument("--trials", type=positive_int, default=8,
                    help="sweep: trials, seeds 0..N-1 (default 8)")
     b.add_argument("--steps", type=positive_int, default=100_000,
@@ -60,15 +63,24 @@ def main(a: argparse.Namespace) -> None:
         print(sim_bench.report(sim_bench.run(results=a.results or sim_bench.RESULTS,
                                              markdown=a.markdown)))
         return
-    from benchmarks import rl
-
     def names(text: str) -> list[str]:
         return [t.strip() for t in text.split(",") if t.strip()]
 
     seeds = names(a.seeds)
     if not all(s.lstrip("-").isdigit() for s in seeds):
         raise ValueError(f"--seeds {a.seeds!r} is not a comma-separated list of integers")
+    if a.name == "mbrl":
+        from benchmarks import mbrl
+
+        store = mbrl.run(names(a.tasks) if a.tasks else [*mbrl.LEARNING, "planning"],
+                         [int(s) for s in seeds], names(a.libs or ",".join(mbrl.LIBS)),
+                         results=a.results or mbrl.RESULTS, markdown=a.markdown,
+                         log=lambda m: err_console.print(m, markup=False))
+        print(mbrl.report(store))
+        return
+    from benchmarks import rl
+
     results = a.results or rl.RESULTS
     rl.run(names(a.tasks) if a.tasks else list(rl.TASKS), [int(s) for s in seeds],
-           names(a.libs), results=results, markdown=a.markdown)
+           names(a.libs or "kinema,sb3"), results=results, markdown=a.markdown)
     print(rl.report(json.loads(results.read_text())))

@@ -326,11 +326,12 @@ def check(cfg: PETSConfig, env: str) -> None:
 
 # -- presets ------------------------------------------------------------------------------------
 
-def preset(env: str) -> PETSConfig:
+def _paper_scaled(env: str) -> PETSConfig:
     """PETS per env: the paper's settings scaled to what a CPU plans in real time (BENCHMARKS.md
     measures them against the paper's population 500, horizon 30, 20 particles, 5 iterations)."""
     if env == "pendulum":
-        return PETSConfig(learning_starts=200, train_every=200, hidden=(64, 64), horizon=15,
+        # One refit per 50 steps: -200 by 300-400 env steps on seeds 0-2 (every 200: ~1,000)
+        return PETSConfig(learning_starts=100, train_every=50, hidden=(64, 64), horizon=15,
                           samples=100, iterations=3, elites=10, particles=5, max_epochs=25)
     if env == "inverted-pendulum":
         return PETSConfig(learning_starts=250, train_every=250, hidden=(64, 64), horizon=10,
@@ -340,6 +341,14 @@ def preset(env: str) -> PETSConfig:
                           horizon=25, samples=200, iterations=3, elites=20, particles=10)
     return PETSConfig(learning_starts=1000, train_every=1000, hidden=(200, 200, 200),
                       horizon=30, samples=200, iterations=3, elites=20, particles=10)
+
+
+def preset(env: str) -> PETSConfig:
+    """The env's PETS settings, with the reward it will plan with written out (known where
+    agents.model_based.rewards has the env's function, else learned), so the run's config
+    says which."""
+    cfg = _paper_scaled(env)
+    return replace(cfg, reward=resolve_reward(cfg.reward, env))
 
 
 def _deterministic(cfg: PETSConfig) -> PETSConfig:

@@ -34,13 +34,13 @@ def evals(run):
 
 @pytest.mark.slow
 def test_pets_learns_pendulum_in_a_handful_of_trials(tmp_path):
-    """The preset within 1,400 env steps (7 episodes; SAC's preset needs ~5x that, see
+    """The preset within 800 env steps (4 episodes; SAC's preset needs 3,000, see
     BENCHMARKS.md): random policies score about -1,200 on the evaluation seeds."""
-    result = train(TrainConfig(algo="pets", env="pendulum", steps=1_400, eval_every=1_400,
+    result = train(TrainConfig(algo="pets", env="pendulum", steps=800, eval_every=800,
                                eval_episodes=3, seed=0, runs_dir=str(tmp_path)))
     ev, tr = evals(result.run)
-    assert ev[-1]["return_mean"] >= -400, ev
-    assert tr[-1]["fits"] >= 5 and tr[-1]["plan_ms"] > 0 and "holdout_mse" in tr[-1], tr[-1]
+    assert ev[-1]["return_mean"] >= -300, ev
+    assert tr[-1]["fits"] >= 10 and tr[-1]["plan_ms"] > 0 and "holdout_mse" in tr[-1], tr[-1]
 
 
 def test_the_versions_are_the_lectures_ladder():

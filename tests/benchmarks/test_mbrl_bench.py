@@ -1,0 +1,65 @@
+"""`kinema bench mbrl` (benchmarks/mbrl.py): wiring, the FLOP count, and the report."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from agents.model_based.pets import PETSConfig
+from benchmarks import mbrl
+from kinema import bench
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_parser(parser.add_subparsers())
+    return parser.parse_args(["bench", *argv])
+
+
+def run(monkeypatch, *argv: str) -> dict:
+    calls = []
+    monkeypatch.setattr(mbrl, "run", lambda *a, **kw: calls.append((a, kw)) or {})
+    bench.main(parse("mbrl", *argv))
+    (args, kwargs), = calls
+    return {"tasks": args[0], "seeds": args[1], "libs": args[2], **kwargs}
+
+
+def test_the_command_runs_every_task_and_library_by_default(monkeypatch):
+    got = run(monkeypatch)
+    assert got["tasks"] == ["pendulum", "inverted-pendulum", "cartpole-swingup", "planning"]
+    assert got["seeds"] == [0, 1, 2] and got["libs"] == ["kinema", "sb3", "mbrl-lib"]
+    assert got["markdown"] is None and got["results"] == mbrl.RESULTS
+    got = run(monkeypatch, "--tasks", "planning", "--libs", "kinema", "--seeds", "4")
+    assert (got["tasks"], got["seeds"], got["libs"]) == (["planning"], [4], ["kinema"])
+
+
+@pytest.mark.bad_input
+def test_an_unknown_task_names_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown tasks or libraries \['walker'\]; tasks: "
+                       r"pendulum, inverted-pendulum, cartpole-swingup, planning"):
+        mbrl.run(["walker"], [0], ["kinema"], results=tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_flops_count_the_members_matmuls():
+    cfg = PETSConfig(hidden=(200, 200), samples=10, horizon=3, particles=5, iterations=2,
+                     elites=2)
+    per_row = 2 * ((17 + 6) * 200 + 200 * 200 + 200 * 34)  # half-cheetah: 17 obs, 6 actions
+    assert mbrl.flops_per_step(cfg, 17, 6, reward_head=False) == per_row * 2 * 10 * 5 * 3
+
+
+def test_the_report_gives_medians_and_the_pets_to_sac_ratio():
+    def runs(*steps, solved=True):
+        return {str(i): {"steps": s, "train_s": s / 100, "solved": solved, "machine": "m"}
+                for i, s in enumerate(steps)}
+
+    store = {"pendulum": {"kinema-pets": runs(300, 400, 500), "kinema-sac": runs(2000, 2400,
+                                                                                   3000),
+                          "sb3-sac": runs(2800, 2900, 3100),
+                          "mbrl-lib-pets": {"0": {"error": "mbrl-lib peer: no venv"}}}}
+    text = mbrl.report(store)
+    row = next(line for line in text.splitlines() if line.startswith("| pendulum"))
+    assert "400 (3 seeds)" in row and "2,400 (3 seeds)" in row and "2,900 (3 seeds)" in row
+    assert "**0.17x**" in row  # 400 / 2400
+    assert "pendulum, mbrl-lib-pets: mbrl-lib peer: no venv" in text
