@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.files import read_jsonl
+
 CONFIG_FILE, METRICS_FILE = "config.json", "metrics.jsonl"
 NOT_CONFIG = ("seed", "runs_dir", "device", "threads", "checkpoint_every", "keep_checkpoints")
 """TrainConfig fields that are not part of a configuration: runs that differ only in these
@@ -89,23 +91,8 @@ def find_runs(paths: list[Path]) -> list[Path]:
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of metrics.jsonl; a last line torn by a crash is left out (as
-    agents.runs.run.Run.records does)."""
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except FileNotFoundError:
-        return []
-    out = []
-    for i, line in enumerate(lines[:-1], 1):  # lines[-1] is "" or the torn record
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            raise ValueError(f"{path} line {i} is not valid JSON") from None
-        if not isinstance(rec, dict):
-            raise ValueError(f"{path} line {i} is not a JSON object")
-        out.append(rec)
-    return out
+    agents.runs.run.Run.records does: both read it with data.files.read_jsonl)."""
+    return read_jsonl(path)
 
 
 def read_run(path: Path) -> RunData:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Any
 
 TMP_MARK = ".tmp-"
 """`write_atomic` writes `.<name>.tmp-<pid>-<random>` beside `<name>`; only a crash leaves one,
@@ -151,3 +153,25 @@ def kinema_version() -> str:
         return metadata.version("kinema")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file written one record at a time (metrics.jsonl);
+    a last line torn by a crash is left out, a missing file is no records. ValueError names
+    the first line that is not a JSON object."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        return []
+    out = []
+    for i, line in enumerate(lines[:-1], 1):  # lines[-1] is "" or the torn record
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            raise ValueError(f"{path} line {i} is not valid JSON") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path} line {i} is not a JSON object")
+        out.append(rec)
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from agents.loops.core import Core, Diverged, LoopState, Progress, Schedule
-from agents.loops.off_policy import uniform_actions
+from agents.loops.off_policy import step_and_store, uniform_actions
 from agents.protocol import ModelBasedAgent
 
 if TYPE_CHECKING:
@@ -75,17 +75,8 @@ def train_model_based(agent: ModelBasedAgent, envs: gym.vector.VectorEnv, run: R
             if not np.all(np.isfinite(action_np)):
                 raise Diverged(f"the planner's action became non-finite at step {loop.step}; "
                                "the last good checkpoint is kept")
-            next_obs, reward, terminated, truncated, step_info = envs.step(action_np)
-            ended = terminated | truncated
-            final = next_obs
-            if ended.any():  # the vector env already reset these; store where they ended
-                final = next_obs.copy()
-                for i in np.flatnonzero(ended):
-                    final[i] = step_info["final_obs"][i]
-            replay.add(obs_t, action, reward, final, terminated, truncated)
-            core.count_episodes(reward, ended)
+            obs, ended = step_and_store(envs, replay, core, obs_t, action, action_np)
             agent.episodes_ended(ended)
-            obs = next_obs
             loop.step += N
         loop.iteration += 1
         # Planning cost: mean ms per plan (one plan covers N envs) over the run so far.

@@ -25,6 +25,7 @@ from sim.registry import EnvInfo
 
 if TYPE_CHECKING:
     from agents.runs.run import Run
+    from data.replay import ReplayBuffer
 
 
 def uniform_actions(info: EnvInfo, n: int, device: torch.device) -> Tensor:
@@ -32,6 +33,25 @@ def uniform_actions(info: EnvInfo, n: int, device: torch.device) -> Tensor:
     if info.discrete:
         return torch.randint(info.act_dim, (n,), device=device)
     return torch.rand(n, info.act_dim, device=device) * 2.0 - 1.0
+
+
+def step_and_store(envs: gym.vector.VectorEnv, replay: ReplayBuffer, core: Core, obs: Tensor,
+                   action: Tensor, action_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One vector-env step, stored in `replay` and counted; (next observations, ended).
+
+    An episode that ended stores its real final observation (info["final_obs"]) as next_obs,
+    not the first one of the next episode, which the vector env has already reset to.
+    """
+    next_obs, reward, terminated, truncated, step_info = envs.step(action_np)
+    ended = terminated | truncated
+    final = next_obs
+    if ended.any():
+        final = next_obs.copy()
+        for i in np.flatnonzero(ended):
+            final[i] = step_info["final_obs"][i]
+    replay.add(obs, action, reward, final, terminated, truncated)
+    core.count_episodes(reward, ended)
+    return next_obs, ended
 
 
 def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run,
@@ -60,16 +80,7 @@ def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run
                 core.raise_if_diverged()
                 raise Diverged(f"the policy's action became non-finite at step {loop.step}; "
                                "the last good checkpoint is kept")
-            next_obs, reward, terminated, truncated, step_info = envs.step(action_np)
-            ended = terminated | truncated
-            final = next_obs
-            if ended.any():  # the vector env already reset these; store where they ended
-                final = next_obs.copy()
-                for i in np.flatnonzero(ended):
-                    final[i] = step_info["final_obs"][i]
-            replay.add(obs_t, action, reward, final, terminated, truncated)
-            core.count_episodes(reward, ended)
-            obs = next_obs
+            obs, _ = step_and_store(envs, replay, core, obs_t, action, action_np)
             loop.step += N
         if loop.step >= cfg.learning_starts and replay.can_sample():
             for _ in range(cfg.gradient_steps):

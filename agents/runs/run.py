@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from agents.runs.checkpoint import latest_step, load_checkpoint, save_checkpoint
-from data.files import TMP_MARK, kinema_version, write_atomic
+from data.files import TMP_MARK, kinema_version, read_jsonl, write_atomic
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -185,23 +185,10 @@ class Run:
         """The records of metrics.jsonl; a last line torn by a crash is left out."""
         if self._metrics is not None:
             self._metrics.flush()
-        path = self._path / METRICS_FILE
         try:
-            lines = path.read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            return []
-        out = []
-        for i, line in enumerate(lines[:-1], 1):  # lines[-1] is "" or the torn record
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                raise RunError(f"{path} line {i} is not valid JSON") from None
-            if not isinstance(rec, dict):
-                raise RunError(f"{path} line {i} is not a JSON object")
-            out.append(rec)
-        return out
+            return read_jsonl(self._path / METRICS_FILE)
+        except ValueError as e:
+            raise RunError(str(e)) from None
 
     def resume_from(self, step: int) -> None:
         """Prepare to continue after the checkpoint at `step`.
