@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,16 +54,7 @@ def curve_grid(group: Group, x: str) -> tuple[NDArray[np.float64], NDArray[np.fl
 def plot(groups: list[Group], out: Path, *, x: str = "step", title: str | None = None) -> Path:
     """Draw the curves of `groups` into `out` (.png or .svg, by its suffix); returns `out`."""
     out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise ValueError(f"--out {out} must end in {' or '.join(FORMATS)}")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ValueError("kinema plot needs matplotlib, which the sweep extra installs: pip "
-                         "install -e '.[sweep]' (scripts/setup.sh installs every extra)") from None
-    fig = Figure(figsize=SIZE, dpi=DPI)
-    FigureCanvasAgg(fig)
+    fig = _figure(out)
     ax = fig.add_subplot()
     drawn = 0
     for i, g in enumerate(groups):
@@ -87,9 +79,61 @@ def plot(groups: list[Group], out: Path, *, x: str = "step", title: str | None =
     ax.set_ylabel("evaluation return")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
+    return _save(fig, out)
+
+
+def _figure(out: Path, size: tuple[float, float] = SIZE) -> Any:
+    """A matplotlib Figure on the Agg canvas, for `out` (whose suffix is checked)."""
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"--out {out} must end in {' or '.join(FORMATS)}")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ValueError("plotting needs matplotlib, which the sweep extra installs: pip "
+                         "install -e '.[sweep]' (scripts/setup.sh installs every extra)") from None
+    fig = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, out: Path) -> Path:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=out.suffix.lower()[1:])
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, buf.getvalue())  # a reader never sees half a picture
     return out
+
+
+Bar = tuple[str, list[float], list[bool]]
+"""(label, one value per seed, whether each seed reached the target)."""
+
+
+def bars(panels: list[tuple[str, list[Bar]]], out: Path, *, title: str, ylabel: str,
+         size: tuple[float, float] = SIZE) -> Path:
+    """One panel per (title, bars): each bar the median over seeds, each seed a point (hollow
+    where it missed the target, so its value is the budget it spent); returns `out`."""
+    out = Path(out)
+    if not panels:
+        raise ValueError("nothing to draw: no panel has a bar")
+    fig = _figure(out, size)
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    for k, (name, group) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        for i, (_, values, solved) in enumerate(group):
+            color = f"C{i % 10}"
+            ax.bar(i, float(np.median(values)), width=0.6, color=color, alpha=0.5)
+            jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
+            for dx, v, ok in zip(jitter, values, solved, strict=True):
+                ax.plot(i + dx, v, "o", markersize=4, color=color,
+                        markerfacecolor=color if ok else "none")
+        ax.set_xticks(range(len(group)), [label for label, _, _ in group])
+        ax.set_title(name, fontsize="small")
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
+        if k % cols == 0:
+            ax.set_ylabel(ylabel, fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    return _save(fig, out)

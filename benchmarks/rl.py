@@ -297,6 +297,32 @@ def report(store: dict[str, Any]) -> str:
     return text
 
 
+FIGURES = Path("benchmarks/results/figures")
+FIGURE = "rl-time-to-target.png"
+FIGURE_SIZE = (10.0, 6.0)
+"""Inches at analysis/plot.py's DPI: a PNG of 1000 x 600 pixels."""
+LABELS = {"kinema": "Kinema", "sb3": "SB3"}
+
+
+def figure(store: dict[str, Any], folder: Path = FIGURES) -> Path:
+    """The time-to-target table as a picture, folder/rl-time-to-target.png: per task, the
+    median train seconds to the target of each library, and each seed as a point."""
+    from analysis.plot import bars
+
+    panels = []
+    for name, task in TASKS.items():
+        runs = store.get(name, {})
+        seeds = sorted(set.intersection(*(set(runs.get(lib, {})) for lib in LIBS)), key=int)
+        if task.target is None or not seeds:
+            continue
+        panels.append((f"{name} (target {task.target:g}, {len(seeds)} seeds)",
+                       [(LABELS.get(lib, lib), [runs[lib][s]["train_s"] for s in seeds],
+                         [bool(runs[lib][s]["solved"]) for s in seeds]) for lib in LIBS]))
+    return bars(panels, Path(folder) / FIGURE, size=FIGURE_SIZE, ylabel="train seconds",
+                title="Train seconds to the target return: median bar, a point per seed "
+                      "(hollow: missed the target)")
+
+
 TITLE = 'Model-free RL beside Stable-Baselines3 (issue 4)'
 
 

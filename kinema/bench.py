@@ -34,13 +34,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument("--markdown", type=Path, metavar="FILE",
                    help="also rewrite this benchmark's section of FILE (e.g. BENCHMARKS.md, "
                    "which is tracked); default: only the JSON and the report printed here")
+    b.add_argument("--plot", type=Path, nargs="?", const=Path("benchmarks/results/figures"),
+                   metavar="DIR", help="rl: also draw the time-to-target figure from the "
+                   "results JSON, DIR/rl-time-to-target.png (default DIR: "
+                   "benchmarks/results/figures)")
+    b.add_argument("--no-run", action="store_true", help="rl: run nothing; report (and with "
+                   "--plot draw) from the results JSON as stored")
     b.set_defaults(handler=main)
     return b
 
 
 def main(a: argparse.Namespace) -> None:
-    import json
-
+    if a.plot is not None and a.name != "rl":
+        raise ValueError(f"--plot draws only kinema bench rl's figure so far, not {a.name}'s")
+    if a.no_run and a.name != "rl":
+        raise ValueError(f"--no-run is for kinema bench rl only, not {a.name}")
     if a.name == "deploy":
         from benchmarks import deploy as deploy_bench
 
@@ -78,9 +86,24 @@ def main(a: argparse.Namespace) -> None:
                          log=lambda m: err_console.print(m, markup=False))
         print(mbrl.report(store))
         return
+    _rl(a, names, seeds)
+
+
+def _rl(a: argparse.Namespace, names: Any, seeds: list[str]) -> None:
+    import json
+
     from benchmarks import rl
 
     results = a.results or rl.RESULTS
-    rl.run(names(a.tasks) if a.tasks else list(rl.TASKS), [int(s) for s in seeds],
-           names(a.libs or "kinema,sb3"), results=results, markdown=a.markdown)
-    print(rl.report(json.loads(results.read_text())))
+    if a.no_run:
+        if not results.is_file():
+            raise ValueError(f"--no-run: {results} does not exist (run kinema bench rl first)")
+        if a.markdown is not None:
+            rl.write_section(a.markdown, rl.report(json.loads(results.read_text())))
+    else:
+        rl.run(names(a.tasks) if a.tasks else list(rl.TASKS), [int(s) for s in seeds],
+               names(a.libs or "kinema,sb3"), results=results, markdown=a.markdown)
+    store = json.loads(results.read_text())
+    print(rl.report(store))
+    if a.plot is not None:
+        err_console.print(f"figure: {rl.figure(store, a.plot)}", markup=False, highlight=False)

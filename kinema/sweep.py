@@ -4,8 +4,12 @@ each an ordinary run directory (agents/runs/sweep.py).
 
 Every `kinema train` option but --seed and --runs-dir passes through to every trial, and so do
 ALGO options; `--set NAME=V1,V2` makes NAME (a field of the algorithm's config) an axis of the
-grid. Everything is checked before Ray starts, and the sweep folder is made only once Ray runs,
-so a refusal leaves nothing behind.
+grid. With `--search optuna --trials N [--metric return_mean|best_return] [--mode max|min]`
+Ray Tune's Optuna searcher draws N trials instead, the --set values as categorical choices
+(SEARCH_RULES: trial n gets seed n of --seeds, cycling); sweep.json records the settings under
+"search" and each trial as it is drawn. Such a sweep cannot be resumed yet (that would need
+Tune's pickled searcher state). Everything is checked before Ray starts, and the sweep folder
+is made only once Ray runs, so a refusal leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 from kinema.args import add_dataclass_options, nonneg_float, positive_float, positive_int
 from kinema.output import console, emit_json, err_console
 
-USAGE = ("kinema sweep ALGO --env ENV --seeds A-B [--set NAME=V1,V2 ...] [train options] "
+USAGE = ("kinema sweep ALGO --env ENV --seeds A-B [--set NAME=V1,V2 ...] [--search optuna "
+         "--trials N [--metric M] [--mode max|min]] [train options] "
          "[ALGO options] | kinema sweep --resume SWEEP")
 SKIPPED = ("algo", "seed", "runs_dir")
 """TrainConfig fields that are not flags here: ALGO is positional, --seeds replaces --seed,
@@ -43,6 +48,15 @@ def add_parser(sub: Any, *, config_options: bool = True) -> argparse.ArgumentPar
     s.add_argument("--set", action="append", metavar="NAME=V1,V2", help="an axis of the grid: "
                    "a hyperparameter of ALGO and its values (--set lr=1e-3,3e-4 --set "
                    "hidden=64x64,256x256); may be repeated")
+    s.add_argument("--search", metavar="grid|optuna", help="grid (default): every combination "
+                   "of the --set values; optuna: Ray Tune's Optuna searcher draws --trials "
+                   "combinations, the --set values as categorical choices")
+    s.add_argument("--trials", type=positive_int, metavar="N",
+                   help="with --search optuna: how many trials it draws")
+    s.add_argument("--metric", metavar="NAME", help="with --search optuna: what it optimizes, "
+                   "return_mean (the last evaluation's, default) or best_return")
+    s.add_argument("--mode", metavar="max|min", help="with --search optuna: maximize "
+                   "(default) or minimize --metric")
     s.add_argument("--out", type=Path, metavar="SWEEP",
                    help="the new sweep folder (default sweeps/<env>-<algo>-<time>)")
     s.add_argument("--resume", type=Path, metavar="SWEEP", help="continue a sweep: finished "
@@ -158,6 +172,7 @@ def plan(a: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
 
     if a.algo is None or a.env is None or a.seeds is None:
         raise ValueError("ALGO, --env and --seeds are required (or --resume SWEEP)")
+    search = parse_search(a)
     algo = algorithm(a.algo)
     check_fits(algo, a.env, sim.spec(a.env).info)
     seeds = parse_seeds(a.seeds)
@@ -181,7 +196,7 @@ def plan(a: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
                                                                            strict=True))
             raise ValueError(f"--set {where}: {e}" if where else str(e)) from None
         params = {ax.name: getattr(algo_cfg, ax.name) for ax in axes}
-        for seed in seeds:
+        for seed in seeds[:1] if search else seeds:  # a search gives each drawn trial its seed
             cfg = TrainConfig(algo=a.algo, env=a.env, seed=seed, **given | {"device": "cpu"})
             trials.append(Trial.make(len(trials), params, cfg, algo_cfg, device=device))
     meta = {"algo": a.algo, "env": a.env, "seeds": seeds,
@@ -189,7 +204,40 @@ def plan(a: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
             "train": given | {"device": device},
             "resources": {k: getattr(a, k) if getattr(a, k) is not None else DEFAULTS[k]
                           for k in RESOURCE_FLAGS}}
+    if search:
+        meta["search"] = search | {"sampler_seed": seeds[0]}
     return meta, trials
+
+
+SEARCH_RULES = ("--search optuna draws --trials N combinations of the --set values; trial n "
+                "gets seed n of --seeds (cycling); the Optuna sampler's seed is the first seed")
+
+
+def parse_search(a: argparse.Namespace) -> dict[str, Any] | None:
+    """The search settings of a new sweep (None for a grid); ValueError for bad ones."""
+    from agents.runs.sweep import METRICS
+
+    kind = a.search or "grid"
+    if kind not in ("grid", "optuna"):
+        raise ValueError(f"--search {kind!r} is not grid or optuna")
+    if kind == "grid":
+        given = [f"--{k}" for k in ("trials", "metric", "mode") if getattr(a, k) is not None]
+        if given:
+            raise ValueError(f"{given[0]} needs --search optuna (a grid runs every combination)")
+        return None
+    if a.trials is None:
+        raise ValueError("--search optuna needs --trials N (how many trials to draw)")
+    metric, mode = a.metric or "return_mean", a.mode or "max"
+    if metric not in METRICS:
+        close = difflib.get_close_matches(metric, METRICS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"--metric {metric!r} is not one a trial reports{hint}; expected one "
+                         f"of {', '.join(METRICS)}")
+    if mode not in ("max", "min"):
+        raise ValueError(f"--mode {mode!r} is not max or min")
+    if not a.set:
+        raise ValueError("--search optuna needs at least one --set NAME=V1,V2 to choose from")
+    return {"kind": "optuna", "trials": a.trials, "metric": metric, "mode": mode}
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -197,12 +245,22 @@ def main(a: argparse.Namespace) -> int:
     from agents.runs import sweep as S
     from agents.runs.cluster import ray_session
 
+    candidates = None
     if a.resume is not None:
         _refuse_grid_options(a)
         meta, _ = S.load(a.resume)
+        if meta.get("search"):
+            raise ValueError(f"--resume {a.resume}: a search sweep (--search "
+                             f"{meta['search']['kind']}) cannot be resumed yet; start a new one")
         out: Path = a.resume
     else:
         meta, trials = plan(a)
+        if meta.get("search"):  # the grid's trials, each a candidate the search may draw
+            candidates = {tuple(meta["set"][k][i] for k, i in zip(meta["set"], point,
+                                                                   strict=True)): t
+                          for t, point in zip(trials, itertools.product(
+                              *(range(len(v)) for v in meta["set"].values())), strict=True)}
+            trials = []
         if a.out is not None:
             S.check_new(a.out)
     saved = meta["resources"]
@@ -216,14 +274,15 @@ def main(a: argparse.Namespace) -> int:
         _, all_trials = S.load(out)
         with Display(all_trials, S.read_result, out,
                      enabled=not (a.json or a.no_progress)) as display:
-            outcome = S.run_sweep(out, res, on_event=display.update)
+            outcome = S.run_sweep(out, res, on_event=display.update, candidates=candidates)
     return finish(Path(out).absolute(), outcome, a.json)
 
 
 def _refuse_grid_options(a: argparse.Namespace) -> None:
     from kinema.train import config_fields
 
-    given = [f"--{k.replace('_', '-')}" for k in ("seeds", "set", "out", *config_fields())
+    given = [f"--{k.replace('_', '-')}" for k in ("seeds", "set", "search", "trials", "metric",
+                                                  "mode", "out", *config_fields())
              if k not in SKIPPED and getattr(a, k, None) is not None]
     if a.algo is not None:
         given.insert(0, a.algo)
@@ -295,6 +354,7 @@ class Display:
         self.enabled, self.tty = enabled, err_console.is_terminal
         self.live: Any = None
         self.rows: dict[str, dict[str, Any]] = {}
+        self.sweep = sweep
         for t in trials:
             done = read_result(sweep, t.id)
             self.rows[t.id] = {"seed": t.seed, "params": params_label(t.params),
@@ -317,6 +377,12 @@ class Display:
             self.live.__exit__(None, None, None)
 
     def update(self, event: dict[str, Any]) -> None:
+        if event.get("trial") and event["trial"] not in self.rows:  # a search drew it
+            from agents.runs.sweep import load
+
+            for t in load(self.sweep)[1]:
+                self.rows.setdefault(t.id, {"seed": t.seed, "params": params_label(t.params),
+                                            "status": "pending"})
         row = self.rows.get(event.get("trial", ""))
         if row is None or not self.enabled:
             return

@@ -160,6 +160,17 @@ def load(path: Path) -> tuple[dict[str, Any], list[Trial]]:
     return doc, trials
 
 
+def add_trial(sweep: Path, trial: Trial) -> Trial:
+    """Append a trial (one a search drew) to sweep.json, atomically; returns it as stored."""
+    sweep = Path(sweep).absolute()
+    doc = json.loads((sweep / SWEEP_FILE).read_text(encoding="utf-8"))
+    trial = dataclasses.replace(trial, train=trial.train
+                                | {"runs_dir": str(trial_dir(sweep, trial.id))})
+    doc["trials"].append(dataclasses.asdict(trial))
+    write_atomic(sweep / SWEEP_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+    return trial
+
+
 def trial_dir(sweep: Path, trial_id: str) -> Path:
     return Path(sweep) / TRIALS_DIR / trial_id
 
@@ -223,27 +234,80 @@ def _no_events() -> Any:
 
 
 _REPORTED = ("trial", "step", "total", "steps_per_s", "eval_return", "run")
+METRICS = ("return_mean", "best_return")
+"""What a search may optimize: each trial reports both with every report (None before its
+first evaluation); the last report holds the run's last evaluation and its best."""
+
+
+def _searcher(sweep: Path, search: dict[str, Any], candidates: dict[tuple[str, ...], Trial],
+              names: list[str], seeds: list[int]) -> Any:
+    """Ray Tune's OptunaSearch, drawing the --set values as categorical choices; each trial it
+    draws is added to sweep.json (trial n gets seed seeds[n % len(seeds)]) before it runs."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study it makes
+
+    class Search(OptunaSearch):
+        def suggest(self, trial_id: str) -> dict | None:
+            cfg = super().suggest(trial_id)
+            if cfg is None:
+                return None
+            n = len(load(sweep)[1])
+            template = candidates[tuple(str(cfg[k]) for k in names)]
+            seed = seeds[n % len(seeds)]
+            trial = add_trial(sweep, dataclasses.replace(
+                template, id=f"{n:03d}", seed=seed, train=template.train | {"seed": seed}))
+            return dict(cfg) | {"trial": trial.id}
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            """No pruning: a report before the first evaluation has no return yet."""
+
+    return Search(metric=search["metric"], mode=search["mode"], seed=search["sampler_seed"])
 
 
 def run_sweep(sweep: Path, resources: Resources, *,
-              on_event: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+              on_event: Callable[[dict[str, Any]], None] | None = None,
+              candidates: dict[tuple[str, ...], Trial] | None = None) -> Outcome:
     """Run every unfinished trial of `sweep` as a Ray Tune trial (Ray must be initialized,
-    see ray_session) and return the summary rows of all trials, finished ones included."""
+    see ray_session) and return the summary rows of all trials, finished ones included.
+
+    A search sweep (sweep.json's "search") has no trials yet: Optuna draws search["trials"] of
+    them from `candidates`, one planned trial per combination of the --set values (keyed by
+    those values, as given), and each is added to sweep.json as it is drawn.
+    """
     from ray import tune
 
     sweep = Path(sweep).absolute()
-    _, trials = load(sweep)
+    meta, trials = load(sweep)
+    search = meta.get("search")
     todo = [t.id for t in trials if read_result(sweep, t.id) is None]
     errors: dict[str, str] = {}
-    if todo:
+    if search is not None and trials:
+        raise SweepError(f"{sweep} is a search sweep that has started; a search sweep cannot "
+                         "be resumed yet (start a new one)")
+    if todo or search is not None:
         trainable = tune.with_resources(_trial, {"cpu": resources.cpus, "gpu": resources.gpus})
+        space: dict[str, Any] = {"sweep": str(sweep), "gpus": resources.gpus,
+                                 "cwd": os.getcwd()}
+        if search is None:
+            space["trial"] = tune.grid_search(todo)
+            searching: dict[str, Any] = {}
+        else:
+            if candidates is None:
+                raise SweepError(f"{sweep} is a search sweep; run_sweep needs its candidates")
+            names = list(meta["set"])
+            space |= {k: tune.choice(v) for k, v in meta["set"].items()}
+            searching = {"search_alg": _searcher(sweep, search, candidates, names,
+                                                 meta["seeds"]),
+                         "num_samples": search["trials"]}
         tuner = tune.Tuner(
             trainable,
-            param_space={"sweep": str(sweep), "trial": tune.grid_search(todo),
-                         "gpus": resources.gpus, "cwd": os.getcwd()},
+            param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent,
-                                        reuse_actors=True),  # a reused worker keeps torch
+                                        reuse_actors=True,  # a reused worker keeps torch
             # and the simulators imported, so the next trial starts at once (BENCHMARKS.md)
+                                        **searching),
             run_config=tune.RunConfig(
                 name=_attempt(sweep), storage_path=str(sweep / TUNE_DIR),
                 verbose=0, failure_config=tune.FailureConfig(max_failures=0),
@@ -253,8 +317,9 @@ def run_sweep(sweep: Path, resources: Resources, *,
             grid = tuner.fit()  # lines even at verbose=0; the caller's table shows progress
         for i in range(len(grid)):
             result = grid[i]
-            if result.error is not None and result.config is not None:
+            if result.error is not None and result.config and "trial" in result.config:
                 errors[result.config["trial"]] = _last_line(result.error)
+        _, trials = load(sweep)  # a search added its trials
     rows, interrupted = [], False
     for t in trials:
         done = read_result(sweep, t.id)
@@ -318,7 +383,8 @@ def _trial(config: dict[str, Any]) -> None:
                    **(summarize_run(runs[0]) if runs else {})}
     write_atomic(folder / RESULT_FILE, (json.dumps(summary, indent=1) + "\n").encode())
     tune.report({"trial": trial.id, **{k: summary.get(k) for k in ("run", "step", "total")},
-                 "eval_return": summary.get("return_mean")})
+                 "eval_return": summary.get("return_mean"),
+                 **{k: summary.get(k) for k in METRICS}})
 
 
 def _resumable(folder: Path) -> Path | None:
@@ -354,14 +420,18 @@ class _Reporter:
         self.trial_id, self.folder, self.report = trial_id, folder, report
         self.last = -float("inf")
         self.run: str | None = None
+        self.best: float | None = None
 
     def __call__(self, p: Any) -> None:
         now = time.monotonic()
         if now - self.last < REPORT_INTERVAL_S:
             return
         self.last = now
+        if p.last_eval is not None and (self.best is None or p.last_eval > self.best):
+            self.best = p.last_eval
         if self.run is None:
             runs = trial_runs(self.folder)
             self.run = str(runs[0]) if runs else None
         self.report({"trial": self.trial_id, "step": p.step, "total": p.total,
-                     "steps_per_s": p.steps_per_s, "eval_return": p.last_eval, "run": self.run})
+                     "steps_per_s": p.steps_per_s, "eval_return": p.last_eval, "run": self.run,
+                     "return_mean": p.last_eval, "best_return": self.best})
