@@ -88,8 +88,8 @@ def test_export_refuses_and_writes_nothing(tmp_path: Path, policy: nn.Module, me
 def test_parity_failure_refuses(
     tmp_path: Path, pendulum_policy: nn.Module, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = export_module._run_onnxruntime
-    monkeypatch.setattr(export_module, "_run_onnxruntime", lambda b, o: real(b, o) + 1e-3)
+    real = export_module.run_onnxruntime
+    monkeypatch.setattr(export_module, "run_onnxruntime", lambda b, o: real(b, o) + 1e-3)
     out = tmp_path / "bundle"
     with pytest.raises(ExportError, match="differs from torch"):
         export_bundle(pendulum_policy, env="pendulum", out_dir=out)
