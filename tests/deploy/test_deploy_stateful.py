@@ -320,3 +320,25 @@ def test_stateful_contract_over_a_dynamic_batch_graph_is_refused(
     contract_for(blob).save(tmp_path)  # the same graph as a feed-forward bundle: extra input
     with pytest.raises(BundleError, match="exactly one input named 'obs'"):
         OnnxPolicy(tmp_path)
+
+
+def test_the_ros_node_drives_a_stateful_bundle(ros_probe: Any, stateful_bundle: Path) -> None:
+    """`kinema ros` runs the bundle through the same OnnxPolicy: one command per observation
+    (observation trigger), the state carried between them, as torch does by hand."""
+    pytest.importorskip("rclpy", reason="the ros extra (rclpy) is not installed")
+    from deploy.ros import PolicyNode
+
+    policy = OnnxPolicy(stateful_bundle)
+    node = PolicyNode(policy, policy.contract, context=ros_probe.node.context,
+                      trigger="observation", warmup_steps=0, watchdog_s=5.0, max_misses=1000)
+    ros_probe.add(node)
+    obs = [np.array([np.cos(t), np.sin(t), 0.5 - t], np.float32) for t in (0.1, 0.7, 1.3, 2.0)]
+    try:
+        for i, o in enumerate(obs):
+            ros_probe.publish_obs(o.tolist())
+            assert ros_probe.wait_for(lambda i=i: len(ros_probe.commands) > i, 5.0), i
+        want = _by_hand(StatefulPendulum(), obs)
+        np.testing.assert_allclose(np.stack(ros_probe.commands[:4]), np.stack(want), atol=1e-5)
+        assert node.steps == 4 and policy._state_in[1][0] == pytest.approx(4.5)
+    finally:
+        node.destroy_node()
