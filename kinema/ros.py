@@ -21,10 +21,11 @@ TOPIC_OPTIONS = (
     ("command", "std_msgs/Float64MultiArray commands"),
     ("estop", "std_msgs/Bool e-stop (true latches a stop)"),
     ("status", "std_msgs/String JSON status"),
+    ("reset", "std_msgs/Empty new-episode signal (the policy's state is reset)"),
 )
 DEFAULT_TOPICS = {"observation": "/kinema/observation", "joint-states": "/joint_states",
                   "command": "/kinema/command", "estop": "/kinema/estop",
-                  "status": "/kinema/status"}
+                  "status": "/kinema/status", "reset": "/kinema/reset"}
 
 
 def add_parser(sub: Any) -> None:

@@ -36,7 +36,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.timer import Timer
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float32MultiArray, Float64MultiArray, String
+from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64MultiArray, String
 
 from deploy.contract import Contract
 from deploy.joint_state_map import JointStateAssembler
@@ -45,6 +45,7 @@ from deploy.ros.topics import (
     ESTOP_QOS,
     JOINT_STATE_QOS,
     PUBLISH_QOS,
+    RESET_QOS,
     SENSOR_QOS,
     STATUS_QOS,
     Topics,
@@ -103,7 +104,7 @@ class PolicyNode(Node):
         )
         self.max_steps = max_steps
         self.steps = self.deadline_misses = self.safe_commands = self.observations = 0
-        self.status_errors = 0
+        self.status_errors = self.resets = 0
         self.latency = LatencyWindow(WINDOW)
         self.inference = LatencyWindow(WINDOW)
         self.jitter = LatencyWindow(WINDOW)
@@ -126,6 +127,10 @@ class PolicyNode(Node):
         t = self.topics
         self._cmd = self.create_publisher(Float64MultiArray, t.command, PUBLISH_QOS)
         self._status = self.create_publisher(String, t.status, STATUS_QOS)
+        # Created before the observation subscription: the single-threaded executor takes ready
+        # callbacks in creation order, so a reset published before the new episode's first
+        # observation is applied before that observation is acted on.
+        self.create_subscription(Empty, t.reset, self._on_reset, RESET_QOS)
         if input == "array":
             self.create_subscription(Float32MultiArray, t.observation, self._on_array, SENSOR_QOS)
         else:
@@ -158,7 +163,7 @@ class PolicyNode(Node):
             "inference_p50_us": inf50, "inference_p99_us": inf99,
             "jitter_p99_us": self.jitter.p_us(99), "safe_commands": self.safe_commands,
             "observations": self.observations, "status_errors": self.status_errors,
-            "rate_hz": self.rate_hz, "trigger": self.trigger,
+            "rate_hz": self.rate_hz, "trigger": self.trigger, "resets": self.resets,
         }
 
     def publish_status(self) -> None:
@@ -227,6 +232,14 @@ class PolicyNode(Node):
             self._step(obs, stamp, time.monotonic() + self.period, skipped=0)
             if self._timer is not None and not self.safety.latched:
                 self._timer.reset()  # the guard fires only after a period without observations
+
+    def _on_reset(self, msg: Empty) -> None:
+        """A new episode: a stateful policy (OnnxPolicy of a planner) forgets its warm start,
+        as `kinema run` resets it at every episode start."""
+        reset = getattr(self.policy, "reset", None)
+        if reset is not None:
+            reset()
+        self.resets += 1
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:

@@ -6,10 +6,11 @@ first command arrives it only publishes the initial observation (the env waits, 
 starts on the episode's first state). A period with no new command repeats the previous one
 and is counted (`held_commands`); a command that is not finite, has the wrong size or leaves
 the action bounds (what the policy node's safety layer guarantees) is refused, counted
-(`bad_commands`) and the previous one held. Episodes reset automatically and
-their returns are reported. If the simulated robot itself raises (its step or its
-observation), the bridge stops with `robot_send_error` / `robot_read_error` and the error in
-its report, instead of a traceback.
+(`bad_commands`) and the previous one held. Episodes reset automatically, each reset announced
+on the reset topic before the new episode's first observation (so a stateful policy node resets
+its warm start, as `kinema run` does), and their returns are reported. If the simulated robot
+itself raises (its step or its observation), the bridge stops with `robot_send_error` /
+`robot_read_error` and the error in its report, instead of a traceback.
 
 Lockstep (`lockstep=True`, `kinema ros-sim --lockstep`): the simulated time advances once per
 good command, at once, as a synchronous simulator does (Gazebo's lockstep, CARLA's synchronous
@@ -33,7 +34,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.context import Context
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float32MultiArray, Float64MultiArray
+from std_msgs.msg import Empty, Float32MultiArray, Float64MultiArray
 
 from deploy.joint_state_map import JointField, joint_state_from_obs
 from deploy.ros.topics import PUBLISH_QOS, SENSOR_QOS, Topics, array_of, observation_msg
@@ -93,6 +94,7 @@ class SimBridge(Node):
             self._obs_pub = self.create_publisher(Float32MultiArray, t.observation, PUBLISH_QOS)
         else:
             self._obs_pub = self.create_publisher(JointState, t.joint_states, PUBLISH_QOS)
+        self._reset_pub = self.create_publisher(Empty, t.reset, PUBLISH_QOS)
         self.create_subscription(Float64MultiArray, t.command, self._on_command, SENSOR_QOS)
         self.create_timer(1.0 / rate, self._on_tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -174,6 +176,7 @@ class SimBridge(Node):
                 print(f"episode {self.robot.episodes}: return {self.robot.returns[-1]:.2f} "
                       f"in {steps} steps", file=sys.stderr, flush=True)
             self._episode_start = self.robot.steps
+            self._reset_pub.publish(Empty())  # before the new episode's first observation
         self._publish_observation()
 
     def _publish_observation(self) -> None:

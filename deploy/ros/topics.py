@@ -34,6 +34,8 @@ ESTOP_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                        reliability=ReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE)
+RESET_QOS = ESTOP_QOS
+"""Like the e-stop: a reset is an event, never dropped."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Topics:
     """std_msgs/Bool; true latches a stop."""
     status: str = "/kinema/status"
     """std_msgs/String holding a JSON object (see PolicyNode.status)."""
+    reset: str = "/kinema/reset"
+    """std_msgs/Empty: a new episode began (the robot or simulator was reset), so the policy's
+    state (a planner's warm start) goes back to its initial value."""
 
     def __post_init__(self) -> None:
         for name, topic in vars(self).items():

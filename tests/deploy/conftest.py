@@ -249,9 +249,10 @@ class RosProbe:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Bool, Float32MultiArray, Float64MultiArray, String
+        from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64MultiArray, String
 
-        self._JointState, self._Bool, self._F32 = JointState, Bool, Float32MultiArray
+        self._JointState, self._Bool, self._F32, self._Empty = (JointState, Bool,
+                                                                Float32MultiArray, Empty)
         import rclpy
 
         self.node = rclpy.create_node(f"kinema_test_probe_{os.getpid()}", context=ctx)
@@ -259,6 +260,7 @@ class RosProbe:
         self.commands: list[np.ndarray] = []
         self.statuses: list[dict[str, Any]] = []
         self.joint_states: list[Any] = []
+        self.resets = 0
         self.node.create_subscription(
             Float64MultiArray, topics.command,
             lambda m: self.commands.append(np.array(m.data, np.float64)), reliable)
@@ -269,6 +271,8 @@ class RosProbe:
         self._obs = self.node.create_publisher(Float32MultiArray, topics.observation, reliable)
         self._js = self.node.create_publisher(JointState, topics.joint_states, reliable)
         self._estop = self.node.create_publisher(Bool, topics.estop, reliable)
+        self._reset = self.node.create_publisher(Empty, topics.reset, reliable)
+        self.node.create_subscription(Empty, topics.reset, self._count_reset, reliable)
         self.executor = SingleThreadedExecutor(context=ctx)
         self.executor.add_node(self.node)
 
@@ -284,6 +288,13 @@ class RosProbe:
 
     def estop(self) -> None:
         self._estop.publish(self._Bool(data=True))
+
+    def reset(self) -> None:
+        """Announce a new episode on the reset topic."""
+        self._reset.publish(self._Empty())
+
+    def _count_reset(self, msg: Any) -> None:
+        self.resets += 1
 
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds

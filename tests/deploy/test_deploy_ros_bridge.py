@@ -89,3 +89,28 @@ def test_deploy_sim_bridge_lockstep_steps_once_per_command_and_republishes_when_
         ros_probe.node.destroy_publisher(pub)
         bridge.destroy_node()
         bridge.close()
+
+
+def test_deploy_sim_bridge_announces_each_new_episode_on_the_reset_topic(ros_probe: Any) -> None:
+    """A stateful policy node resets its warm start on this signal, so the bridge must send it
+    once per new episode, and never within one."""
+    from std_msgs.msg import Float64MultiArray
+
+    bridge = SimBridge("cartpole", context=ros_probe.node.context, seed=0, rate_hz=100.0,
+                       lockstep=True, log_episodes=False)
+    ros_probe.add(bridge)
+    pub = ros_probe.node.create_publisher(Float64MultiArray, "/kinema/command", 10)
+    try:
+        ros_probe.spin(0.05)
+        while bridge.robot.episodes == 0:  # always push right: the pole falls within ~40 steps
+            n = bridge.robot.steps
+            assert n < 200 and ros_probe.resets == 0, (n, ros_probe.resets)
+            pub.publish(Float64MultiArray(data=[1.0]))
+            assert ros_probe.wait_for(lambda n=n: bridge.robot.steps == n + 1, 2.0), n
+        assert ros_probe.wait_for(lambda: ros_probe.resets == 1, 2.0)
+        ros_probe.spin(0.05)
+        assert ros_probe.resets == 1 and bridge.robot.episodes == 1
+    finally:
+        ros_probe.node.destroy_publisher(pub)
+        bridge.destroy_node()
+        bridge.close()

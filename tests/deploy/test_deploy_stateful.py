@@ -340,5 +340,15 @@ def test_the_ros_node_drives_a_stateful_bundle(ros_probe: Any, stateful_bundle: 
         want = _by_hand(StatefulPendulum(), obs)
         np.testing.assert_allclose(np.stack(ros_probe.commands[:4]), np.stack(want), atol=1e-5)
         assert node.steps == 4 and policy._state_in[1][0] == pytest.approx(4.5)
+        # A new episode announced on the reset topic: the state starts again from its initial
+        # value before the next observation is acted on (the noise stream continues).
+        ros_probe.reset()
+        for i, o in enumerate(obs[:2], start=4):
+            ros_probe.publish_obs(o.tolist())
+            assert ros_probe.wait_for(lambda i=i: len(ros_probe.commands) > i, 5.0), i
+        want = _by_hand(StatefulPendulum(), obs + obs[:2], resets=(4,))
+        np.testing.assert_allclose(np.stack(ros_probe.commands[4:6]), np.stack(want[4:]),
+                                   atol=1e-5)
+        assert node.resets == 1 and node.status()["resets"] == 1
     finally:
         node.destroy_node()
