@@ -181,23 +181,65 @@ class ExportedMPC(nn.Module):
     """The controller as a bundle's policy: obs [1, obs_dim] (robot units), the warm start and
     the noise in; the action in the robot's units and the next warm start out.
 
+    With `replan_every` k > 1 (the open-loop CS285 versions 0.5 and 1.0) the graph executes a
+    plan as the agent does: it also carries the chosen sequence and the step t within it, plans
+    only when t is -1 (an `If` node, torch.cond: the other calls run no planner), and its warm
+    start skips the k steps a plan covers. Noise is drawn by the runtime for every call and
+    used by the calls that plan.
+
     `graph_io` tells deploy.export which inputs are carried state and which are noise the
     runtime draws (deploy.contract: state and noise)."""
 
-    def __init__(self, controller: MPCController, low: Tensor, high: Tensor) -> None:
+    act_mid: Tensor
+    act_half: Tensor
+
+    def __init__(self, controller: MPCController, low: Tensor, high: Tensor,
+                 replan_every: int = 1) -> None:
         super().__init__()
-        self.controller = controller
+        self.controller, self.replan_every = controller, replan_every
         self.register_buffer("act_mid", (high + low) / 2)
         self.register_buffer("act_half", (high - low) / 2)
         s, A = controller.s, controller.act_dim
         shapes = controller.noise_shapes(1)
         self.noise_names = tuple(shapes)
+        state = [{"input": "plan", "output": "plan_out", "shape": [1, s.horizon, A],
+                  "initial": 0.0}]
+        if replan_every > 1:
+            state += [{"input": "actions", "output": "actions_out", "shape": [1, s.horizon, A],
+                       "initial": 0.0},
+                      {"input": "t", "output": "t_out", "shape": [1], "initial": -1.0}]
         self.graph_io = {
-            "state": [{"input": "plan", "output": "plan_out", "shape": [1, s.horizon, A],
-                       "initial": 0.0}],
+            "state": state,
             "noise": [{"name": n, "shape": list(shape)} for n, shape in shapes.items()],
         }
 
-    def forward(self, obs: Tensor, plan: Tensor, *noise: Tensor) -> tuple[Tensor, Tensor]:
-        action, warm, _ = self.controller(obs, plan, *noise)
-        return self.act_mid + self.act_half * action.clamp(-1.0, 1.0), warm
+    def forward(self, obs: Tensor, plan: Tensor, *inputs: Tensor) -> tuple[Tensor, ...]:
+        if self.replan_every == 1:
+            action, warm, _ = self.controller(obs, plan, *inputs)
+            return self._robot_units(action), warm
+        actions, t, *noise = inputs
+        due = t[0] < 0.0
+        warm, actions = torch.cond(due, self._replan, self._keep, (obs, plan, actions, *noise))
+        t = torch.where(due, torch.zeros_like(t), t)
+        action = actions[0].index_select(0, t.long())  # [1, A]
+        t = t + 1.0
+        t = torch.where(t >= self.replan_every, torch.full_like(t, -1.0), t)
+        return self._robot_units(action), warm, actions, t
+
+    def _replan(self, obs: Tensor, plan: Tensor, actions: Tensor, *noise: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        _, warm, chosen = self.controller(obs, plan, *noise)
+        return skip_executed(warm, self.replan_every), chosen
+
+    def _keep(self, obs: Tensor, plan: Tensor, actions: Tensor, *noise: Tensor
+              ) -> tuple[Tensor, Tensor]:
+        return plan.clone(), actions.clone()
+
+    def _robot_units(self, action: Tensor) -> Tensor:
+        return self.act_mid + self.act_half * action.clamp(-1.0, 1.0)
+
+
+def skip_executed(warm: Tensor, k: int) -> Tensor:
+    """The warm start (already shifted by one step) for a plan whose first k steps will be
+    executed open loop: shifted k - 1 steps more, padded with 0."""
+    return torch.cat([warm[:, k - 1:], torch.zeros_like(warm[:, :k - 1])], 1)

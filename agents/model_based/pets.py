@@ -36,7 +36,14 @@ from torch import Tensor, nn
 
 from agents.loops.model_based import train_model_based
 from agents.model_based.dynamics_fit import dynamics_optimizer, fit, gaussian_nll, logvar_bound_loss
-from agents.model_based.mpc import PLANNERS, PROPAGATIONS, ExportedMPC, MPCController, MPCSettings
+from agents.model_based.mpc import (
+    PLANNERS,
+    PROPAGATIONS,
+    ExportedMPC,
+    MPCController,
+    MPCSettings,
+    skip_executed,
+)
 from agents.model_based.rewards import known_reward, names_with_reward
 from agents.protocol import Algorithm
 from agents.runs.config import require, require_number, require_positive, require_sizes
@@ -243,8 +250,7 @@ class PETS:
             t0 = time.perf_counter()
             noise = self.controller.draw_noise(obs.shape[0], generator, self.device)
             _, warm, chosen = self.controller(obs, plans.warm, **noise)
-            k = self.cfg.replan_every  # an open-loop plan: skip the steps it will execute
-            warm = torch.cat([warm[:, k - 1:], torch.zeros_like(warm[:, :k - 1])], 1)
+            warm = skip_executed(warm, self.cfg.replan_every)  # an open-loop plan
             plans.warm = torch.where(due[:, None, None], warm, plans.warm)
             plans.actions = torch.where(due[:, None, None], chosen, plans.actions)
             plans.t = torch.where(due, 0, plans.t)
@@ -302,10 +308,11 @@ class PETS:
         self.opt.load_state_dict(state["optim"])
 
     def inference_module(self) -> nn.Module:
-        """The whole MPC controller (normalizers, ensemble, reward, CEM) for export, on CPU."""
+        """The whole MPC controller (normalizers, ensemble, reward, CEM) for export, on CPU;
+        open-loop versions execute each plan for replan_every steps, as `act` does."""
         low, high = torch.tensor(self.info.action_low), torch.tensor(self.info.action_high)
         controller = MPCController(self.model, self.controller.reward, self.cfg.settings())
-        return ExportedMPC(controller, low, high).cpu().eval()
+        return ExportedMPC(controller, low, high, self.cfg.replan_every).cpu().eval()
 
 
 def resolve_reward(choice: str, env: str) -> str:

@@ -134,19 +134,32 @@ def test_deploy_a_planner_exports_as_a_stateful_controller(tmp_path: Path, algo:
     with pytest.raises(ExportError, match="quantiz"):
         export_bundle(module, env=env, out_dir=tmp_path / "refused", quantize="int8")
     c = export_bundle(module, env=env, out_dir=tmp_path / "bundle", source_run=run.path.name)
-    assert c.stateful and [s.input for s in c.state] == ["plan"]
+    k = cfg.replan_every
+    open_loop = ["actions", "t"] if k > 1 else []
+    assert c.stateful and [s.input for s in c.state] == ["plan", *open_loop]
     assert [n.name for n in c.noise][:2] == ["cem_noise", "particle_noise"]
     assert 0.0 <= c.parity_max_abs_error <= 1e-4
     policy = OnnxPolicy(tmp_path / "bundle")
     rng = np.random.Generator(np.random.PCG64(c.noise_seed))
-    obs = sim.make(env).reset(seed=0)[0]
-    plan = torch.zeros(1, cfg.horizon, agent.info.act_dim)
-    for _ in range(3):  # the runtime carries the plan; torch is given it by hand
-        noise = [torch.from_numpy(rng.standard_normal(n.shape, dtype=np.float32))
-                 for n in c.noise]
+    obs = [sim.make(env).reset(seed=i)[0] for i in range(k + 2)]  # past the end of one plan
+    state = [torch.full(s.shape, s.initial) for s in c.state]
+    noises, got = [], []
+    for o in obs:  # the runtime carries the state; torch is given it by hand
+        noises.append([torch.from_numpy(rng.standard_normal(n.shape, dtype=np.float32))
+                       for n in c.noise])
         with torch.no_grad():
-            want, plan = module(torch.as_tensor(obs[None], dtype=torch.float32), plan, *noise)
-        np.testing.assert_allclose(policy(obs), want[0].numpy(), atol=1e-4)
+            want, *state = module(torch.as_tensor(o[None], dtype=torch.float32), *state,
+                                  *noises[-1])
+        got.append(policy(o))
+        np.testing.assert_allclose(got[-1], want[0].numpy(), atol=1e-4)
+    # The agent's own acting, given the noise of the calls that plan (every k-th): the bundle
+    # executes plans open loop exactly as the agent does.
+    draws = iter(dict(zip(module.noise_names, noises[i], strict=True))
+                 for i in range(0, len(obs), k))
+    agent.controller.draw_noise = lambda *args, **kwargs: next(draws)
+    agent.reset_evaluation()
+    acts = [_robot_units(agent, o[None], env)[0] for o in obs]
+    np.testing.assert_allclose(np.stack(got), np.stack(acts), atol=1e-4)
     out = subprocess.run([sys.executable, "-m", "kinema", "run", str(tmp_path / "bundle"),
                           "--env", env, "--episodes", "1", "--json"],
                          capture_output=True, text=True, timeout=300)
