@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from data.files import kinema_version, sha256_bytes, write_atomic
+from deploy.contract_fields import BundleError, coerce
+from deploy.graph_io import NoiseInput, StateIO, check_graph_io, parse_graph_io
 from deploy.joint_state_map import (
     JointField,
     JointStateMapError,
@@ -46,10 +47,6 @@ CONTRACT_FILE = "contract.json"
 FILE_MODE = 0o644
 """Bundle files are readable by every user whatever the umask: a robot's runtime user (a ROS
 node) reads what another user exported."""
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be trusted: missing file, malformed contract, or hash mismatch."""
 
 
 QUANT_SCHEMES = ("int8-dynamic",)
@@ -89,46 +86,6 @@ class Quantization:
                               f"{self.bound}], max_abs_error >= 0 and samples >= 1")
         if not (self.float_p50_us > 0 and self.quantized_p50_us > 0):
             raise BundleError("quantization latencies must be positive microseconds")
-
-
-@dataclass(frozen=True)
-class StateIO:
-    """Graph input `input` and output `output`, both float32 `shape`: the output of one call
-    is the input of the next, and `initial` (filled) at an episode start."""
-
-    input: str
-    output: str
-    shape: tuple[int, ...]
-    initial: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_tensor(self, (self.input, self.output), self.shape, f"state {self.input!r}")
-        if not _is(self.initial, float):
-            raise BundleError(f"state {self.input!r} initial is {self.initial!r}; expected a "
-                              "finite number")
-        object.__setattr__(self, "initial", float(self.initial))
-
-
-@dataclass(frozen=True)
-class NoiseInput:
-    """Graph input `name`, float32 `shape`, standard normal drawn by the runtime each call."""
-
-    name: str
-    shape: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        _check_tensor(self, (self.name,), self.shape, f"noise {self.name!r}")
-
-
-def _check_tensor(io: StateIO | NoiseInput, names: tuple[str, ...], shape: Any, what: str) -> None:
-    if not all(isinstance(n, str) and n for n in names):
-        raise BundleError(f"{what} needs non-empty string names, found {list(names)}")
-    if not isinstance(shape, (list, tuple)) or not shape or not all(
-            _is(d, int) and d >= 1 for d in shape):
-        shown = list(shape) if isinstance(shape, (list, tuple)) else repr(shape)
-        raise BundleError(f"{what} has shape {shown}; expected a list of one or more "
-                          "positive integers")
-    object.__setattr__(io, "shape", tuple(shape))
 
 
 @dataclass(frozen=True)
@@ -210,7 +167,7 @@ class Contract:
         for name, (kind, nullable) in _SCHEMA.items():
             if name not in data:
                 raise BundleError(f"{where} is missing the required field {name!r}")
-            kwargs[name] = _coerce(data[name], kind, nullable, f"{where} field {name!r}")
+            kwargs[name] = coerce(data[name], kind, nullable, f"{where} field {name!r}")
         # Optional fields, added after format 1 shipped: absent means None, so older bundles
         # still load; present means checked as strictly as the rest.
         obs_dim = kwargs["obs_dim"]
@@ -312,81 +269,11 @@ def _quantization(value: Any, what: str) -> Quantization:
     for key, kind in _QUANT_SCHEMA.items():
         if key not in value:
             raise BundleError(f"{what} is missing {key!r}")
-        kwargs[key] = _coerce(value[key], kind, False, f"{what}[{key!r}]")
+        kwargs[key] = coerce(value[key], kind, False, f"{what}[{key!r}]")
     try:
         return Quantization(**kwargs)
     except BundleError as e:
         raise BundleError(f"{what}: {e}") from None
-
-
-_STATE_KEYS: dict[str, Any] = {"input": str, "output": str, "shape": (int,), "initial": float}
-_NOISE_KEYS: dict[str, Any] = {"name": str, "shape": (int,)}
-
-
-def parse_graph_io(data: dict[str, Any], *, where: str) -> dict[str, Any]:
-    """The `state`, `noise` and `noise_seed` entries of `data` (contract.json, or a module's
-    `graph_io` at export) as Contract keyword arguments; absent keys are left out."""
-    out: dict[str, Any] = {}
-    for key, cls, keys in (("state", StateIO, _STATE_KEYS), ("noise", NoiseInput, _NOISE_KEYS)):
-        value = data.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, list):
-            raise BundleError(f"{where} field {key!r} is {value!r}; expected a list of objects")
-        out[key] = tuple(_graph_tensor(v, cls, keys, f"{where} field {key!r}[{i}]")
-                         for i, v in enumerate(value))
-    if data.get("noise_seed") is not None:
-        out["noise_seed"] = _coerce(data["noise_seed"], int, False, f"{where} field 'noise_seed'")
-    return out
-
-
-def _graph_tensor(value: Any, cls: Any, keys: dict[str, Any], what: str) -> Any:
-    if not isinstance(value, dict):
-        raise BundleError(f"{what} is {value!r}; expected an object with {', '.join(keys)}")
-    unknown = sorted(set(value) - set(keys))
-    if unknown:
-        raise BundleError(f"{what} has unknown key(s) {unknown}; allowed: {', '.join(keys)}")
-    missing = [k for k in keys if k not in value and k != "initial"]  # initial defaults to 0
-    if missing:
-        raise BundleError(f"{what} is missing {missing[0]!r}")
-    kwargs = {k: _coerce(v, keys[k], False, f"{what}[{k!r}]") for k, v in value.items()}
-    try:
-        return cls(**kwargs)
-    except BundleError as e:
-        raise BundleError(f"{what}: {e}") from None
-
-
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _coerce(value: Any, kind: Any, nullable: bool, what: str) -> Any:
-    if value is None:
-        if nullable:
-            return None
-        raise BundleError(f"{what} is null; expected {_describe(kind)}")
-    if isinstance(kind, tuple):
-        if not isinstance(value, list):
-            raise BundleError(f"{what} is {value!r}; expected {_describe(kind)}")
-        return tuple(_coerce(v, kind[0], False, f"{what}[{i}]") for i, v in enumerate(value))
-    if not _is(value, kind):
-        raise BundleError(f"{what} is {value!r}; expected {_describe(kind)}")
-    return float(value) if kind is float else value
-
-
-def _is(value: Any, kind: type) -> bool:
-    if kind is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool):  # JSON true is not a number
-        return False
-    if kind is float:
-        return isinstance(value, (int, float)) and math.isfinite(value)
-    return isinstance(value, kind)
-
-
-def _describe(kind: Any) -> str:
-    if isinstance(kind, tuple):
-        return f"a list of {_TYPE_WORDS[kind[0]].split(' ', 1)[1]}s"
-    return _TYPE_WORDS[kind]
 
 
 def _check_consistent(c: Contract) -> None:
@@ -411,28 +298,6 @@ def _check_consistent(c: Contract) -> None:
         raise BundleError(f"quantization metric {c.quantization.metric!r} does not fit a "
                           f"{'discrete' if c.discrete else 'continuous'} policy")
     _check_graph_io(c)
-
-
-def check_graph_io(
-    state: tuple[StateIO, ...], noise: tuple[NoiseInput, ...], noise_seed: int
-) -> None:
-    """State and noise entries are what they say, their graph names all differ (and differ
-    from obs and action), and the seed is one numpy's PCG64 accepts. Export checks a module's
-    graph_io with this before it exports anything."""
-    for field, entries, kind in (("state", state, StateIO), ("noise", noise, NoiseInput)):
-        if not isinstance(entries, tuple) or not all(isinstance(e, kind) for e in entries):
-            raise BundleError(f"{field} must be a tuple of {kind.__name__}, found {entries!r}")
-    if not _is(noise_seed, int) or noise_seed < 0:
-        raise BundleError(f"noise_seed is {noise_seed!r}; expected an integer >= 0")
-    if noise_seed and not noise:
-        raise BundleError(f"noise_seed is {noise_seed} but there are no noise inputs; drop it "
-                          "or declare noise")
-    names = ["obs", "action"]
-    for name in [n for s in state for n in (s.input, s.output)] + [n.name for n in noise]:
-        if name in names:
-            raise BundleError(f"graph name {name!r} is used twice in state/noise (or is "
-                              "'obs'/'action'); every graph input and output needs its own name")
-        names.append(name)
 
 
 def _check_graph_io(c: Contract) -> None:
