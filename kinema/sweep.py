@@ -25,6 +25,7 @@ from typing import Any
 
 from kinema.args import add_dataclass_options, nonneg_float, positive_float, positive_int
 from kinema.output import console, emit_json, err_console
+from kinema.sweep_view import Display, summary_table
 
 USAGE = ("kinema sweep ALGO --env ENV --seeds A-B [--set NAME=V1,V2 ...] [--search optuna "
          "--trials N [--metric M] [--mode max|min]] [train options] "
@@ -166,7 +167,7 @@ def plan(a: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
     import sim
     from agents.registry import algorithm, check_fits
     from agents.runs.config import TrainConfig
-    from agents.runs.sweep import Trial
+    from agents.runs.sweep_store import Trial
     from kinema.algo_options import parse_algo_options
     from kinema.train import config_fields
 
@@ -243,12 +244,13 @@ def parse_search(a: argparse.Namespace) -> dict[str, Any] | None:
 # -- the command ----------------------------------------------------------------------------------
 def main(a: argparse.Namespace) -> int:
     from agents.runs import sweep as S
+    from agents.runs import sweep_store as store
     from agents.runs.cluster import ray_session
 
     candidates = None
     if a.resume is not None:
         _refuse_grid_options(a)
-        meta, _ = S.load(a.resume)
+        meta, _ = store.load(a.resume)
         if meta.get("search"):
             raise ValueError(f"--resume {a.resume}: a search sweep (--search "
                              f"{meta['search']['kind']}) cannot be resumed yet; start a new one")
@@ -262,17 +264,17 @@ def main(a: argparse.Namespace) -> int:
                               *(range(len(v)) for v in meta["set"].values())), strict=True)}
             trials = []
         if a.out is not None:
-            S.check_new(a.out)
+            store.check_new(a.out)
     saved = meta["resources"]
     res = S.Resources(*(getattr(a, k) if getattr(a, k) is not None else saved[k]
                         for k in RESOURCE_FLAGS))
     with ray_session(a.address) as cluster:
         S.check_fits_cluster(res, cluster)
         if a.resume is None:
-            out = S.create(a.out or S.default_path(Path("sweeps"), meta["env"], meta["algo"]),
-                           meta, trials, unique=a.out is None)
-        _, all_trials = S.load(out)
-        with Display(all_trials, S.read_result, out,
+            path = a.out or store.default_path(Path("sweeps"), meta["env"], meta["algo"])
+            out = store.create(path, meta, trials, unique=a.out is None)
+        _, all_trials = store.load(out)
+        with Display(all_trials, store.read_result, out,
                      enabled=not (a.json or a.no_progress)) as display:
             outcome = S.run_sweep(out, res, on_event=display.update, candidates=candidates)
     return finish(Path(out).absolute(), outcome, a.json)
@@ -319,92 +321,3 @@ def finish(path: Path, outcome: Any, as_json: bool) -> int:
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v
             for k, v in row.items()}
-
-
-def params_label(params: dict[str, Any]) -> str:
-    from analysis.runs import show
-
-    return " ".join(f"{k}={show(v)}" for k, v in params.items()) or "-"
-
-
-def _num(v: Any, fmt: str = ".1f") -> str:
-    return "-" if v is None else format(v, fmt)
-
-
-def summary_table(path: Path, rows: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
-
-    t = Table(title=f"sweep {path}")
-    for col in ("trial", "seed", "params", "status", "steps", "return", "best", "train_s", "run"):
-        t.add_column(col, overflow="fold")
-    for r in rows:  # the run folder's name: it lies in trials/<trial>/ of the sweep
-        run = Path(r["run"]).name if r.get("run") else "-"
-        t.add_row(r["trial"], str(r["seed"]), params_label(r["params"]), r["status"],
-                  _num(r.get("step"), "d"), _num(r.get("return_mean")),
-                  _num(r.get("best_return")), _num(r.get("train_s")), str(run))
-    return t
-
-
-class Display:
-    """The trials while the sweep runs: a live rich table on a terminal, a line per trial that
-    starts or ends elsewhere (a log file, CI), nothing when not `enabled`."""
-
-    def __init__(self, trials: list[Any], read_result: Any, sweep: Path, *,
-                 enabled: bool) -> None:
-        self.enabled, self.tty = enabled, err_console.is_terminal
-        self.live: Any = None
-        self.rows: dict[str, dict[str, Any]] = {}
-        self.sweep = sweep
-        for t in trials:
-            done = read_result(sweep, t.id)
-            self.rows[t.id] = {"seed": t.seed, "params": params_label(t.params),
-                               "status": "kept" if done else "pending",
-                               "step": (done or {}).get("step"),
-                               "total": (done or {}).get("total"),
-                               "eval_return": (done or {}).get("return_mean")}
-
-    def __enter__(self) -> Display:
-        if self.enabled and self.tty:
-            from rich.live import Live
-
-            self.live = Live(self.table(), console=err_console, refresh_per_second=4)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.update(self.table())
-            self.live.__exit__(None, None, None)
-
-    def update(self, event: dict[str, Any]) -> None:
-        if event.get("trial") and event["trial"] not in self.rows:  # a search drew it
-            from agents.runs.sweep import load
-
-            for t in load(self.sweep)[1]:
-                self.rows.setdefault(t.id, {"seed": t.seed, "params": params_label(t.params),
-                                            "status": "pending"})
-        row = self.rows.get(event.get("trial", ""))
-        if row is None or not self.enabled:
-            return
-        before = row["status"]
-        row.update({k: v for k, v in event.items() if k != "trial" and v is not None})
-        if self.live is not None:
-            self.live.update(self.table())
-        elif row["status"] != before:
-            err_console.print(f"trial {event['trial']} (seed {row['seed']}, {row['params']}): "
-                              f"{row['status']}, step {_num(row.get('step'), 'd')}, eval "
-                              f"return {_num(row.get('eval_return'))}", markup=False,
-                              highlight=False)
-
-    def table(self) -> Any:
-        from rich.table import Table
-
-        t = Table(title="kinema sweep")
-        for col in ("trial", "seed", "params", "status", "step", "eval return", "steps/s"):
-            t.add_column(col)
-        for tid, r in self.rows.items():
-            total = r.get("total")
-            step = _num(r.get("step"), "d") + (f"/{total}" if total else "")
-            t.add_row(tid, str(r["seed"]), r["params"], r["status"], step,
-                      _num(r.get("eval_return")), _num(r.get("steps_per_s"), ".0f"))
-        return t

@@ -25,7 +25,7 @@ from kinema.cli import main
 
 ray = pytest.importorskip("ray", reason="the sweep extra (ray[tune]) is not installed")
 
-from agents.runs import sweep as S  # noqa: E402  (after the skip: it needs the extra's ray)
+from agents.runs import sweep_store as store  # noqa: E402
 from agents.runs.cluster import check_address  # noqa: E402
 
 BUDGET = ["--steps", "2048", "--eval-every", "1024", "--device", "cpu"]
@@ -71,9 +71,9 @@ def two_trials(head, tmp_path_factory) -> Path:
 
 def test_a_two_trial_sweep_makes_two_run_folders_as_kinema_train_does(two_trials, tmp_path,
                                                                        capsys):
-    meta, trials = S.load(two_trials)
-    assert meta["format"] == S.FORMAT and [t.seed for t in trials] == [0, 1]
-    runs = [S.trial_runs(S.trial_dir(two_trials, t.id)) for t in trials]
+    meta, trials = store.load(two_trials)
+    assert meta["format"] == store.FORMAT and [t.seed for t in trials] == [0, 1]
+    runs = [store.trial_runs(store.trial_dir(two_trials, t.id)) for t in trials]
     assert [len(r) for r in runs] == [1, 1]
     # the same run with kinema train, here: identical config and, bit-exactly, metrics
     assert main(["train", "ppo", "--env", "cartpole", "--seed", "1", *BUDGET,
@@ -90,7 +90,7 @@ def test_a_two_trial_sweep_makes_two_run_folders_as_kinema_train_does(two_trials
     assert (sorted(p.name for p in (swept / "checkpoints").iterdir())
             == sorted(p.name for p in (direct / "checkpoints").iterdir()) == ["1024", "2048"])
     for t, (run,) in zip(trials, runs, strict=True):
-        result = S.read_result(two_trials, t.id)
+        result = store.read_result(two_trials, t.id)
         assert result["status"] == "done" and result["run"] == str(run)
         last = [r for r in records(run) if r["kind"] == "eval"][-1]
         assert result["return_mean"] == last["return_mean"] and result["step"] == 2048
@@ -99,7 +99,7 @@ def test_a_two_trial_sweep_makes_two_run_folders_as_kinema_train_does(two_trials
 def test_report_and_plot_read_the_sweep(two_trials, tmp_path, capsys):
     assert main(["report", str(two_trials), "--json"]) == 0
     (row,) = last_json(capsys.readouterr().out)["configs"]
-    finals = [S.read_result(two_trials, i)["return_mean"] for i in ("000", "001")]
+    finals = [store.read_result(two_trials, i)["return_mean"] for i in ("000", "001")]
     assert row["runs"] == 2 and sorted(row["seeds"]) == [0, 1] and row["env"] == "cartpole"
     assert row["final_return_mean"] == pytest.approx(sum(finals) / 2)
     lo, hi = row["final_return_mean_ci"]
@@ -114,35 +114,35 @@ def test_resume_keeps_finished_trials_and_continues_from_latest(two_trials, tmp_
     its result.json and last checkpoint are removed and LATEST names checkpoint 1024."""
     sweep = tmp_path / "killed"
     shutil.copytree(two_trials, sweep)
-    (run0,), (run1,) = (S.trial_runs(S.trial_dir(sweep, i)) for i in ("000", "001"))
+    (run0,), (run1,) = (store.trial_runs(store.trial_dir(sweep, i)) for i in ("000", "001"))
     before = records(run1)
-    (S.trial_dir(sweep, "001") / S.RESULT_FILE).unlink()
+    (store.trial_dir(sweep, "001") / store.RESULT_FILE).unlink()
     shutil.rmtree(run1 / "checkpoints" / "2048")
     (run1 / "LATEST").write_text("checkpoints/1024\n")
-    kept = files(S.trial_dir(sweep, "000"))
+    kept = files(store.trial_dir(sweep, "000"))
 
     rc, out = sweep_cli(capsys, "--resume", str(sweep))
     assert rc == 0 and out["sweep"] == str(sweep)
     assert [r["status"] for r in out["trials"]] == ["done", "done"]
-    assert files(S.trial_dir(sweep, "000")) == kept  # untouched, byte for byte
-    assert S.trial_runs(S.trial_dir(sweep, "001")) == [run1]  # the same run, continued
+    assert files(store.trial_dir(sweep, "000")) == kept  # untouched, byte for byte
+    assert store.trial_runs(store.trial_dir(sweep, "001")) == [run1]  # the same run, continued
     assert records(run1) == before  # bit-exact: as if it had never been killed
     assert (run1 / "LATEST").read_text() == "checkpoints/2048\n"
-    assert len(list((sweep / S.TUNE_DIR).iterdir())) == 2  # one Tune experiment per attempt
+    assert len(list((sweep / store.TUNE_DIR).iterdir())) == 2  # one Tune experiment per attempt
     # nothing left to do: a second resume runs no trial and keeps everything
-    everything = files(sweep / S.TRIALS_DIR)
+    everything = files(sweep / store.TRIALS_DIR)
     rc, out = sweep_cli(capsys, "--resume", str(sweep))
-    assert rc == 0 and files(sweep / S.TRIALS_DIR) == everything
+    assert rc == 0 and files(sweep / store.TRIALS_DIR) == everything
 
 
 def test_a_failed_trial_is_reported_and_the_others_kept(two_trials, tmp_path, capsys):
     """Trial 001's LATEST names a checkpoint that is gone: its resume fails in the worker."""
     sweep = tmp_path / "broken"
     shutil.copytree(two_trials, sweep)
-    (S.trial_dir(sweep, "001") / S.RESULT_FILE).unlink()
-    (run1,) = S.trial_runs(S.trial_dir(sweep, "001"))
+    (store.trial_dir(sweep, "001") / store.RESULT_FILE).unlink()
+    (run1,) = store.trial_runs(store.trial_dir(sweep, "001"))
     (run1 / "LATEST").write_text("checkpoints/999\n")
-    kept = files(S.trial_dir(sweep, "000"))
+    kept = files(store.trial_dir(sweep, "000"))
     capsys.readouterr()
     rc = main(["sweep", "--resume", str(sweep), "--json"])
     captured = capsys.readouterr()
@@ -151,7 +151,7 @@ def test_a_failed_trial_is_reported_and_the_others_kept(two_trials, tmp_path, ca
     assert "checkpoints/999 does not exist" in rows[1]["error"]
     assert "1 of 2 trials failed (trial 001: " in captured.err
     assert f"kinema sweep --resume {sweep} runs them again" in captured.err
-    assert files(S.trial_dir(sweep, "000")) == kept and S.read_result(sweep, "001") is None
+    assert files(store.trial_dir(sweep, "000")) == kept and store.read_result(sweep, "001") is None
 
 
 def test_sigint_mid_sweep_then_resume(head, tmp_path, capsys):
@@ -165,7 +165,7 @@ def test_sigint_mid_sweep_then_resume(head, tmp_path, capsys):
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
-        while not (S.trial_dir(sweep, "000") / S.RESULT_FILE).exists():
+        while not (store.trial_dir(sweep, "000") / store.RESULT_FILE).exists():
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
@@ -175,13 +175,13 @@ def test_sigint_mid_sweep_then_resume(head, tmp_path, capsys):
             proc.kill()
     assert proc.returncode == 130, err
     assert f"interrupted; kinema sweep --resume {sweep} continues it" in err
-    assert S.read_result(sweep, "001") is None
-    kept = files(S.trial_dir(sweep, "000"))
+    assert store.read_result(sweep, "001") is None
+    kept = files(store.trial_dir(sweep, "000"))
 
     rc, out = sweep_cli(capsys, "--resume", str(sweep))
     assert rc == 0 and [r["status"] for r in out["trials"]] == ["done", "done"]
-    assert files(S.trial_dir(sweep, "000")) == kept
-    assert all(len(S.trial_runs(S.trial_dir(sweep, i))) == 1 for i in ("000", "001"))
+    assert files(store.trial_dir(sweep, "000")) == kept
+    assert all(len(store.trial_runs(store.trial_dir(sweep, i))) == 1 for i in ("000", "001"))
     assert out["trials"][1]["step"] == 4096
 
 

@@ -12,7 +12,7 @@ from kinema.cli import main
 ray = pytest.importorskip("ray", reason="the sweep extra (ray[tune]) is not installed")
 pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed")
 
-from agents.runs import sweep as S  # noqa: E402  (after the skip: it needs the extra's ray)
+from agents.runs import sweep_store as store  # noqa: E402
 
 TINY = ["--steps", "512", "--eval-every", "256", "--device", "cpu"]
 
@@ -25,17 +25,17 @@ def test_an_optuna_search_draws_two_trials_each_a_run(ray_head, tmp_path, capsys
                "--out", str(out), "--json"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 0 and [r["status"] for r in result["trials"]] == ["done", "done"]
-    meta, trials = S.load(out)
+    meta, trials = store.load(out)
     assert meta["search"] == {"kind": "optuna", "trials": 2, "metric": "return_mean",
                               "mode": "max", "sampler_seed": 3}
     assert [t.id for t in trials] == ["000", "001"] and [t.seed for t in trials] == [3, 4]
     for t in trials:
         assert t.params["lr"] in (1e-3, 3e-4) and t.algo_config["lr"] == t.params["lr"]
-        (run,) = S.trial_runs(S.trial_dir(out, t.id))
+        (run,) = store.trial_runs(store.trial_dir(out, t.id))
         assert json.loads((run / "config.json").read_text())["config"]["train"]["seed"] == t.seed
     # what the searcher was told: each trial's last report to Tune carries its final return
     told = {}
-    for f in (out / S.TUNE_DIR).rglob("result.json"):
+    for f in (out / store.TUNE_DIR).rglob("result.json"):
         last = json.loads(f.read_text().strip().splitlines()[-1])
         told[last["trial"]] = last["return_mean"]
     assert told == {r["trial"]: r["return_mean"] for r in result["trials"]}
