@@ -10,6 +10,7 @@ checks every registered algorithm against the protocol of its loop.
     OffPolicyAgent    + a replay buffer, exploration, and an OffPolicyConfig (loop settings)
     ImitationAgent    + observation statistics, validation and early stopping (BC, DAgger)
     ModelBasedAgent   + a replay buffer, a model fit on all of it, and a planner (PETS)
+    AdversarialAgent  OnPolicyAgent + a discriminator of expert transitions (GAIL, AIRL)
 
 The configs named here are imported for annotations only: at run time this module depends on
 nothing of agents/.
@@ -29,6 +30,7 @@ from sim.registry import EnvInfo
 
 if TYPE_CHECKING:
     from agents.imitation.bc import BCConfig
+    from agents.irl.adversarial import AdversarialConfig
     from agents.model_based.pets import PETSConfig
     from agents.model_free.off_policy import OffPolicyConfig
     from data.replay import ReplayBuffer
@@ -226,3 +228,27 @@ class Algorithm:
     check: Callable[[Any, str], None] | None = None
     """(config, env) -> None; raises ValueError on inputs the loop would refuse later (run
     before the run folder is created, so a mistake leaves nothing behind)."""
+
+
+@runtime_checkable
+class AdversarialAgent(OnPolicyAgent, Protocol):
+    """A generator (an OnPolicyAgent) and a discriminator of expert transitions
+    (agents.loops.adversarial: GAIL, AIRL); `update` is one discriminator step."""
+
+    @property
+    def cfg(self) -> AdversarialConfig:
+        """The loop reads dataset, max_episodes, disc_batch_size, disc_updates."""
+        ...
+
+    def set_expert_statistics(self, obs: Tensor) -> None:
+        """Fit the discriminator's observation normalizer to the expert observations."""
+        ...
+
+    def reward(self, batch: dict[str, Tensor]) -> Tensor:
+        """The generator's learned reward [B] of policy transitions (obs, actions, next_obs,
+        terminated, logp)."""
+        ...
+
+    def learned_reward(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """(weights, description) of the learned reward, as RUN/reward/ holds them."""
+        ...

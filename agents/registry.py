@@ -20,12 +20,17 @@ MODULES: dict[str, str] = {
     "td3": "agents.model_free.td3",
     "ddpg": "agents.model_free.td3",
     "dqn": "agents.model_free.dqn",
+    "soft-q": "agents.classic.soft_q",
     "bc": "agents.imitation.bc",
     "dagger": "agents.imitation.dagger",
+    "gail": "agents.irl.gail",
+    "airl": "agents.irl.airl",
     "pets": "agents.model_based.pets",
     "mbrl-v0.5": "agents.model_based.pets",
     "mbrl-v1.0": "agents.model_based.pets",
     "mbrl-v1.5": "agents.model_based.pets",
+    "reinforce": "agents.classic.reinforce",
+    "a2c": "agents.classic.a2c",
 }
 """Algorithm name -> the module whose ALGORITHMS declares it."""
 

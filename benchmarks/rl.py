@@ -58,6 +58,10 @@ class Task:
     sb3_kwargs: dict[str, Any] = field(default_factory=dict)
     sb3_n_envs: int = 1
     sb3_source: str = "RL-Zoo"
+    sb3_package: str = "stable_baselines3"
+    """The module that holds sb3_algo: stable_baselines3, or sb3_contrib (TRPO)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Kinema config fields set over the preset (a variant of a task: prioritized replay)."""
 
     @property
     def steps(self) -> int:
@@ -85,6 +89,15 @@ TASKS: dict[str, Task] = {
         gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
         exploration_fraction=0.16, exploration_final_eps=0.04,
         policy_kwargs=dict(net_arch=[256, 256]))),
+    # PER-DQN (Schaul et al. 2016): dqn-cartpole with prioritized replay. SB3 has no PER, so
+    # its column is SB3's uniform DQN; PER's own gain is this Kinema column beside dqn-cartpole's.
+    "dqn-per-cartpole": Task("dqn", "cartpole", 475, None, 1024, "DQN", dict(
+        learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
+        gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
+        exploration_fraction=0.16, exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256])), overrides={"prioritized": True}),
+    "a2c-cartpole": Task("a2c", "cartpole", 475, None, 2000, "A2C", dict(ent_coef=0.0),
+                         sb3_n_envs=8),
     "sac-halfcheetah-speed": Task("sac", "halfcheetah", None, SPEED_STEPS[1], SPEED_STEPS[1],
                                   "SAC", dict(learning_starts=SPEED_STEPS[0]),
                                   sb3_source="RL-Zoo (MuJoCo defaults: SB3's SAC)"),
@@ -117,7 +130,7 @@ class _CpuClock:
 
 def run_kinema(task: Task, seed: int, root: Path) -> dict[str, Any]:
     algo = algorithm(task.algo)
-    cfg = algo.preset(task.env)
+    cfg = dataclasses.replace(algo.preset(task.env), **task.overrides)
     if task.target is None:  # speed: the preset's networks, the shared warm-up
         cfg = dataclasses.replace(cfg, learning_starts=SPEED_STEPS[0])
     clock = _CpuClock()
@@ -173,7 +186,6 @@ def _sb3_callback(task: Task) -> Any:
 
 
 def run_sb3(task: Task, seed: int) -> dict[str, Any]:
-    import stable_baselines3 as sb3
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.noise import NormalActionNoise
 
@@ -182,10 +194,10 @@ def run_sb3(task: Task, seed: int) -> dict[str, Any]:
         n = int(np.prod(sim.spec(task.env).info.action_shape))
         sigma = kwargs.pop("noise_std") * np.ones(n)
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n), sigma)
+    algo_cls = getattr(importlib.import_module(task.sb3_package), task.sb3_algo)
     cpu = _CpuClock()  # from before the model is built, as for Kinema (train() builds it)
     venv = make_vec_env(lambda: sim.make(task.env), n_envs=task.sb3_n_envs, seed=seed)
-    model = getattr(sb3, task.sb3_algo)("MlpPolicy", venv, seed=seed, device="cpu", verbose=0,
-                                        **kwargs)
+    model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
     callback = _sb3_callback(task)
     callback.cpu, callback.t0 = cpu, time.perf_counter()
     model.learn(total_timesteps=task.steps, callback=callback)
@@ -218,6 +230,9 @@ def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RES
     torch.set_num_threads(1)
     # One-time imports stay out of the first run's clock, as SB3's import does in run_sb3.
     importlib.import_module("torch.utils.tensorboard")
+    # torch imports torch._dynamo when the first optimizer is built (about a CPU second): the
+    # first run of the first library would pay it, whichever library that is.
+    importlib.import_module("torch._dynamo")
 
     store = json.loads(results.read_text()) if results.exists() else {}
     for name in tasks:
@@ -292,8 +307,10 @@ def report(store: dict[str, Any]) -> str:
         text += "\n\n" + "\n".join(f"- {s}" for s in speed)
     machines = sorted({r.get("machine", "?") for t in store.values() for lib in t.values()
                        for r in lib.values()})
-    text += (f"\n\nStable-Baselines3 {stable_baselines3.__version__}; machine: "
-             f"{'; '.join(machines)}.")
+    peers = f"Stable-Baselines3 {stable_baselines3.__version__}"
+    if any(TASKS[n].sb3_package == "sb3_contrib" for n in store if n in TASKS):
+        peers += f", sb3-contrib {importlib.import_module('sb3_contrib').__version__}"
+    text += f"\n\n{peers}; machine: {'; '.join(machines)}."
     return text
 
 

@@ -8,6 +8,8 @@ info["final_obs"]) and bootstraps from it; only termination cuts the bootstrap.
 
 Sampling draws indices with `torch.randint` on the buffer's device from torch's global
 generator, whose state is checkpointed, so a resumed run draws the same batches.
+`PrioritizedReplayBuffer` draws them in proportion to priorities instead (Schaul et al. 2016),
+through a sum tree (data/sum_tree.py) saved with the buffer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from data.sum_tree import SumTree
 
 ArrayLike = Tensor | np.ndarray
 
@@ -87,14 +91,24 @@ class ReplayBuffer:
         whether that step terminated, and `discount` gamma^(steps taken), so every algorithm's
         target is rewards + discount * (1 - terminated) * V(next_obs).
         """
+        N = self.num_envs
+        valid = self._valid_rows()
+        j = torch.randint(valid * N, (batch_size,), device=self.device)
+        oldest = self.pos - self.size
+        return self._transitions((oldest + j // N) % self.rows, j % N)
+
+    def _valid_rows(self) -> int:
+        """Start rows whose n-step window is fully written (refuses an empty buffer)."""
         n, N = self.n_step, self.num_envs
-        valid = self.size - n + 1  # start rows whose n-step window is fully written
+        valid = self.size - n + 1
         if valid < 1:
             raise ValueError(f"the buffer holds {len(self)} transitions; sampling needs at least "
                              f"{n * N} (n_step={n} steps of {N} envs)")
-        j = torch.randint(valid * N, (batch_size,), device=self.device)
-        oldest = self.pos - self.size
-        t, e = (oldest + j // N) % self.rows, j % N
+        return valid
+
+    def _transitions(self, t: Tensor, e: Tensor) -> dict[str, Tensor]:
+        """The (n-step) transitions starting at rows t [B] of envs e [B]."""
+        n, batch_size = self.n_step, t.shape[0]
         obs, actions = self.obs[t, e], self.actions[t, e]
         if n == 1:
             return {"obs": obs, "actions": actions, "rewards": self.rewards[t, e],
@@ -127,3 +141,111 @@ class ReplayBuffer:
         for name in self.FIELDS:
             getattr(self, name)[:size].copy_(state[name])
         self.pos, self.size = int(state["pos"]), size
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul, Quan, Antonoglou, Silver 2016, "Prioritized
+    Experience Replay", arXiv:1511.05952, section 3.3 and Algorithm 1; CS285 lecture 8).
+
+        p_i  = (|delta_i| + eps)^alpha            after each update, from its TD errors
+        P(i) = p_i / sum_k p_k                    sampled through a sum tree (data/sum_tree.py)
+        w_i  = (N P(i))^-beta / max_j w_j         importance weights, max over the batch
+
+    A new transition gets the largest priority seen so far, so it is replayed at least once
+    soon. Priorities live in a `SumTree` over the ring's slots (slot t * num_envs + e); a slot
+    whose n-step window is not yet fully written has priority 0, so it is never drawn, as
+    uniform sampling never draws it. The tree's leaves and the running maximum are saved with
+    the buffer, and the inner nodes re-summed on load, which gives the same tree bit for bit.
+    """
+
+    def __init__(
+        self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], act_shape: tuple[int, ...],
+        *, discrete: bool, device: torch.device | str = "cpu", n_step: int = 1, gamma: float = 0.99,
+        obs_dtype: torch.dtype = torch.float32, alpha: float = 0.6, eps: float = 1e-6,
+    ) -> None:
+        super().__init__(capacity, num_envs, obs_shape, act_shape, discrete=discrete,
+                         device=device, n_step=n_step, gamma=gamma, obs_dtype=obs_dtype)
+        if not (alpha >= 0.0 and eps > 0.0):
+            raise ValueError(f"prioritized replay needs alpha >= 0 and eps > 0, got alpha={alpha} "
+                             f"and eps={eps}")
+        self.alpha, self.eps = alpha, eps
+        self._tree = SumTree(self.rows * num_envs, self.device)
+        self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)
+        """The largest |delta| + eps so far (1 before any update), what new transitions get."""
+        self._envs = torch.arange(num_envs, device=self.device)
+        self._pending: list[int] = []
+        """Rows added since the tree was last brought up to date."""
+
+    @property
+    def tree(self) -> SumTree:
+        """The sum tree over the slots, up to date with every `add`."""
+        self._flush()
+        return self._tree
+
+    def add(
+        self, obs: ArrayLike, actions: ArrayLike, rewards: ArrayLike, next_obs: ArrayLike,
+        terminated: ArrayLike, truncated: ArrayLike,
+    ) -> None:
+        """Store one step of every env; the row just written and the row whose n-step window
+        it completes get their priorities at the next read of the tree (one batched update
+        per round of env steps, not one per step)."""
+        t = self.pos
+        super().add(obs, actions, rewards, next_obs, terminated, truncated)
+        self._pending.append(t)
+        if self.n_step > 1 and self.size >= self.n_step:
+            self._pending.append((t - self.n_step + 1) % self.rows)
+
+    def _flush(self) -> None:
+        """Rows added since the last flush: the maximal priority if their n-step window is
+        written (they are among the oldest size - n + 1 rows), else 0."""
+        if not self._pending:
+            return
+        rows = torch.tensor(sorted(set(self._pending)), device=self.device)
+        self._pending.clear()
+        age = (rows - (self.pos - self.size)) % self.rows
+        drawable = age < self.size - self.n_step + 1
+        p = torch.where(drawable, self.max_priority.pow(self.alpha), 0.0)
+        N = self.num_envs
+        self._tree.update((rows[:, None] * N + self._envs).flatten(), p.repeat_interleave(N))
+
+    def sample(self, batch_size: int, *, beta: float = 1.0) -> dict[str, Tensor]:
+        """A prioritized batch: what `ReplayBuffer.sample` returns, plus "weights" [B] (the
+        importance weights at exponent `beta`) and "indices" [B] (slots, for
+        `update_priorities`)."""
+        N = self.num_envs
+        valid = self._valid_rows() * N  # the N of w_i: transitions that can be drawn
+        index = self.tree.sample(batch_size)
+        batch = self._transitions(index // N, index % N)
+        prob = self.tree.priorities()[index] / self.tree.total()  # P(i)
+        w = (valid * prob).pow(-beta)
+        batch["weights"] = (w / w.max()).float()
+        batch["indices"] = index
+        return batch
+
+    def update_priorities(self, indices: Tensor, td_error: Tensor) -> None:
+        """p_i = (|delta_i| + eps)^alpha for the slots `indices` [B] just learned from.
+
+        A slot drawn twice in a batch keeps one of its values (the last written on CPU)."""
+        p = td_error.detach().abs().to(torch.float64) + self.eps
+        self.tree.update(indices, p.pow(self.alpha))
+        self.max_priority = torch.maximum(self.max_priority, p.max())
+
+    def state_dict(self) -> dict[str, Any]:
+        """The buffer's state, the priorities of the written rows [size, N] and the running
+        maximum (a float: JSON keeps a float64 exactly)."""
+        return {**super().state_dict(), "priorities": self._slots()[: self.size],
+                "max_priority": float(self.max_priority)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._pending.clear()
+        for level in self._tree.levels:
+            level.zero_()
+        self._slots()[: self.size].copy_(state["priorities"])
+        self.tree.rebuild()
+        self.max_priority = torch.tensor(float(state["max_priority"]), dtype=torch.float64,
+                                         device=self.device)
+
+    def _slots(self) -> Tensor:
+        """The leaf priorities as the ring's [rows, N] (a view)."""
+        return self.tree.priorities().view(self.rows, self.num_envs)

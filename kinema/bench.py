@@ -1,4 +1,4 @@
-"""`kinema bench rl|mbrl|sim|deploy|sweep`: side-by-side benchmarks against peers (benchmarks/)."""
+"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration`: side-by-side benchmarks (benchmarks/)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from kinema.output import err_console
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
-    b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep"), help="rl: "
+    b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep", "exploration"),
+                   help="rl: "
                    "SAC/TD3/DDPG/DQN/PPO beside Stable-Baselines3, time and steps to a target "
                    "return; mbrl: PETS beside SAC (Kinema, SB3) and mbrl-lib's PETS, and the "
                    "exported planner's cost per step (tasks: pendulum, inverted-pendulum, "
                    "cartpole-swingup, planning); sim: env step rates, raw backends vs "
                    "sim.make, and vector-env scaling; deploy: inference (onnxruntime vs "
                    "torch), runner step, 500 Hz jitter, ROS 2 round trip; sweep: PPO runs "
-                   "through kinema sweep (Ray Tune) vs the same runs in a row")
+                   "through kinema sweep (Ray Tune) vs the same runs in a row; exploration: "
+                   "PPO with and without RND on mountaincar, steps to the goal")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     b.add_argument("--libs", help="rl: kinema, sb3 (default both); mbrl: kinema, sb3, mbrl-lib "
@@ -27,7 +29,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument("--trials", type=positive_int, default=8,
                    help="sweep: trials, seeds 0..N-1 (default 8)")
     b.add_argument("--steps", type=positive_int, default=100_000,
-                   help="sweep: env steps per trial (default 100000)")
+                   help="sweep: env steps per trial; exploration: per run (default 100000)")
     b.add_argument("--results", type=Path, metavar="FILE.json",
                    help="JSON file of the results (default benchmarks/results/NAME.json; rl "
                    "merges into it)")
@@ -77,6 +79,13 @@ def main(a: argparse.Namespace) -> None:
     seeds = names(a.seeds)
     if not all(s.lstrip("-").isdigit() for s in seeds):
         raise ValueError(f"--seeds {a.seeds!r} is not a comma-separated list of integers")
+    if a.name == "exploration":
+        from benchmarks import exploration
+
+        print(exploration.report(exploration.run(
+            [int(s) for s in seeds], steps=a.steps, results=a.results or exploration.RESULTS,
+            markdown=a.markdown, log=lambda m: err_console.print(m, markup=False))))
+        return
     if a.name == "mbrl":
         from benchmarks import mbrl
 

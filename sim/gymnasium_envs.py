@@ -69,6 +69,12 @@ _entry("cartpole", "CartPole-v1", "gymnasium", ("cart-pole", "state", "discrete"
        "Balance a pole on a cart by pushing left or right (Barto et al. 1983).")
 _entry("pendulum", "Pendulum-v1", "gymnasium", ("cart-pole", "state", "continuous"), 200,
        "Swing a torque-limited pendulum up and hold it upright.")
+# Mountain car sits with pendulum in the classic-control ("cart-pole") family of tags.
+_entry("mountaincar", "MountainCar-v0", "gymnasium", ("cart-pole", "state", "discrete"), 200,
+       "Drive an underpowered car up a hill by rocking; -1 per step until the goal (Moore 1990).")
+_entry("mountaincar-continuous", "MountainCarContinuous-v0", "gymnasium",
+       ("cart-pole", *_STATE_CONT), 999,
+       "Mountain car with a continuous force; +100 at the goal minus 0.1 * force^2 per step.")
 _entry("inverted-pendulum", "InvertedPendulum-v5", "mujoco", ("cart-pole", *_STATE_CONT),
        1000, "MuJoCo cart with a hinged pole; keep it upright with a continuous force.")
 

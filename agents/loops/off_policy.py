@@ -1,8 +1,10 @@
-"""The off-policy loop: act, store in the replay buffer, learn from uniform batches.
+"""The off-policy loop: act, store in the replay buffer, learn from replay batches.
 
-SAC, TD3, DDPG and DQN. One iteration is `train_freq` vector-env steps, with
+SAC, TD3, DDPG, DQN and soft Q-learning. One iteration is `train_freq` vector-env steps, with
 `agent.explore(obs, step)` or, for the first `learning_starts` env steps, uniformly random
-actions; then `gradient_steps` calls of `agent.update(agent.replay.sample(batch_size))`. An
+actions; then `gradient_steps` calls of `agent.update(agent.replay.sample(batch_size))`. With
+prioritized replay (data.replay.PrioritizedReplayBuffer), each batch is drawn at the annealed
+importance exponent beta and its slots get the |TD errors| the update returns as priorities. An
 episode that ended stores its real final observation (info["final_obs"]) as next_obs:
 truncation bootstraps from it, termination does not. The replay buffer is training state, so
 it is checkpointed with the agent (bit-exact resume). A non-finite action means the networks
@@ -21,11 +23,23 @@ from torch import Tensor
 
 from agents.loops.core import Core, Diverged, LoopState, Progress, Schedule
 from agents.protocol import OffPolicyAgent
+from data.replay import PrioritizedReplayBuffer
 from sim.registry import EnvInfo
 
 if TYPE_CHECKING:
     from agents.runs.run import Run
     from data.replay import ReplayBuffer
+
+
+TD_ERROR = "td_error"
+"""The term an agent's update returns, for a prioritized batch (one with "weights"), holding
+the per-sample |TD error| [B] that become the new priorities (Schaul et al. 2016)."""
+
+
+def per_beta(beta0: float, step: int, steps: int) -> float:
+    """PER's importance-weight exponent at env step `step` of a budget of `steps`: linear from
+    beta0 to 1 at the end of the budget (Schaul et al. 2016, section 3.4)."""
+    return beta0 + (1.0 - beta0) * min(1.0, step / max(steps, 1))
 
 
 def uniform_actions(info: EnvInfo, n: int, device: torch.device) -> Tensor:
@@ -83,8 +97,16 @@ def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run
             obs, _ = step_and_store(envs, replay, core, obs_t, action, action_np)
             loop.step += N
         if loop.step >= cfg.learning_starts and replay.can_sample():
-            for _ in range(cfg.gradient_steps):
-                core.terms.add(agent.update(replay.sample(cfg.batch_size)))
+            if isinstance(replay, PrioritizedReplayBuffer):
+                beta = per_beta(cfg.per_beta0, loop.step, schedule.steps)
+                for _ in range(cfg.gradient_steps):
+                    batch = replay.sample(cfg.batch_size, beta=beta)
+                    terms = agent.update(batch)
+                    replay.update_priorities(batch["indices"], terms.pop(TD_ERROR))
+                    core.terms.add(terms)
+            else:
+                for _ in range(cfg.gradient_steps):
+                    core.terms.add(agent.update(replay.sample(cfg.batch_size)))
         loop.iteration += 1
         core.after_iteration(obs)
     return loop

@@ -38,6 +38,8 @@ def train_on_policy(agent: OnPolicyAgent, envs: gym.vector.VectorEnv, run: Run,
         agent.normalize(as_tensor(next_obs), update=True)
     loop = core.loop
     num_iterations = max(1, schedule.steps // (T * N))
+    # s_{t+1} as the env returned it [T, N, obs_dim], for an agent that keeps it (PPO with RND)
+    raw_next = getattr(agent, "raw_next_obs", None)
 
     while loop.step < schedule.steps and loop.solved_at is None:
         agent.set_lr_fraction(max(0.0, 1.0 - loop.iteration / num_iterations))
@@ -53,6 +55,8 @@ def train_on_policy(agent: OnPolicyAgent, envs: gym.vector.VectorEnv, run: Run,
             buf.terminated[t] = torch.as_tensor(terminated, device=dev)
             buf.ended[t] = ended_t
             obs_n = agent.normalize(as_tensor(next_obs), update=True)
+            if raw_next is not None:
+                raw_next[t] = as_tensor(next_obs)
             value = agent.value(obs_n)
             next_v = value
             if truncated.any():  # bootstrap from the final observation of truncated episodes

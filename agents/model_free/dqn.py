@@ -4,11 +4,12 @@ Mnih et al. (2015), "Human-level control through deep reinforcement learning", N
 double DQN: van Hasselt, Guez, Silver (2016), arXiv:1509.06461; dueling: Wang et al. (2016),
 arXiv:1511.06581; n-step returns as in Rainbow, Hessel et al. (2018), arXiv:1710.02298. CS285
 (Levine, lecture 8: deep RL with Q-functions) gives the algorithm and its tips (double Q,
-multi-step returns, Huber loss, exploration schedule).
+multi-step returns, Huber loss, exploration schedule). Prioritized replay (`prioritized`):
+Schaul, Quan, Antonoglou, Silver (2016), arXiv:1511.05952.
 
     a*  = argmax_a Q_phi(s_{t+n}, a)                                    (double: online net picks)
     y   = sum_{k<n} gamma^k r_{t+k} + gamma^n (1 - d) Q_phi'(s_{t+n}, a*)  (target net scores)
-    L   = Huber(Q_phi(s_t, a_t) - y)
+    L   = Huber(Q_phi(s_t, a_t) - y)        (prioritized replay: mean of w_i Huber_i)
     pi  = epsilon-greedy, epsilon linear from initial to final over exploration_steps
 """
 
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.loops.off_policy import train_off_policy
+from agents.loops.off_policy import TD_ERROR, train_off_policy
 from agents.model_free.off_policy import OffPolicyConfig, adam, new_replay, polyak_update
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
@@ -95,9 +96,12 @@ def q_target(
     return rewards + discount * (~terminated).to(rewards.dtype) * bootstrap
 
 
-def td_loss(q_sa: Tensor, y: Tensor) -> Tensor:
-    """Huber loss (delta 1) between Q(s, a) and the target, as in DQN's clipped error."""
-    return F.smooth_l1_loss(q_sa, y)
+def td_loss(q_sa: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Huber loss (delta 1) between Q(s, a) and the target, as in DQN's clipped error; with
+    prioritized replay, mean_B(w_i Huber_i) for the importance weights w [B]."""
+    if weights is None:
+        return F.smooth_l1_loss(q_sa, y)
+    return (weights * F.smooth_l1_loss(q_sa, y, reduction="none")).mean()
 
 
 class DQN:
@@ -144,7 +148,7 @@ class DQN:
             y = q_target(batch["rewards"], batch["terminated"], batch["discount"],
                          self.q_target(next_obs), self.q_net(next_obs) if cfg.double else None)
         q_sa = self.q_net(batch["obs"]).gather(-1, batch["actions"][:, None]).squeeze(-1)
-        loss = td_loss(q_sa, y)
+        loss = td_loss(q_sa, y, batch.get("weights"))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self._online, cfg.max_grad_norm, foreach=True)
@@ -152,7 +156,10 @@ class DQN:
         self.updates += 1
         if self.updates % cfg.target_update_interval == 0:
             polyak_update(self._targets, self._online, cfg.tau)
-        return {"loss": loss.detach(), "q": q_sa.detach().mean()}
+        out = {"loss": loss.detach(), "q": q_sa.detach().mean()}
+        if "weights" in batch:  # prioritized replay: the new priorities
+            out[TD_ERROR] = (q_sa.detach() - y).abs()
+        return out
 
     # -- state and export -----------------------------------------------------------------------
     def state_dict(self) -> dict:

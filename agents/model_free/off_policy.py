@@ -11,6 +11,7 @@ import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +24,7 @@ from agents.runs.config import (
     require_positive,
     require_sizes,
 )
-from data.replay import ReplayBuffer
+from data.replay import PrioritizedReplayBuffer, ReplayBuffer
 from models.critics import QEnsemble
 from sim.registry import EnvInfo
 
@@ -46,13 +47,25 @@ class OffPolicyConfig:
     """Gradient steps per round of updates."""
     gamma: float = 0.99
     """Discount factor."""
+    prioritized: bool = False
+    """Prioritized experience replay (Schaul et al. 2016, proportional): sample transitions in
+    proportion to their last |TD error|, weight their losses by importance weights."""
+    per_alpha: float = 0.6
+    """PER's alpha: priorities are (|TD error| + per_eps)^alpha (0: uniform)."""
+    per_beta0: float = 0.4
+    """PER's beta at the start; the importance-weight exponent rises linearly to 1 at the end
+    of the step budget (1: fully corrects the sampling bias)."""
+    per_eps: float = 1e-6
+    """PER's epsilon, added to |TD error| so no transition's priority is 0."""
 
     def __post_init__(self) -> None:
         require_positive(self, "num_envs", "buffer_size", "batch_size", "train_freq",
                          "gradient_steps")
         require(isinstance(self.learning_starts, int) and self.learning_starts >= 0,
                 "learning_starts", self.learning_starts, "an integer >= 0")
-        require_number(self, "gamma", low=0.0, high=1.0)
+        require_number(self, "gamma", "per_beta0", low=0.0, high=1.0)
+        require_number(self, "per_alpha", low=0.0)
+        require_number(self, "per_eps", low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -92,8 +105,11 @@ def continuous_control_steps(env: str) -> int:
 
 
 def replay_bytes(cfg: OffPolicyConfig, info: EnvInfo) -> int:
-    """Bytes the replay buffer of `cfg` preallocates."""
-    return (cfg.buffer_size // cfg.num_envs) * cfg.num_envs * _transition_bytes(info)
+    """Bytes the replay buffer of `cfg` preallocates (with its sum tree when prioritized)."""
+    slots = (cfg.buffer_size // cfg.num_envs) * cfg.num_envs
+    # the sum tree: 2 L float64 nodes, L the slots rounded up to a power of two (data/sum_tree.py)
+    tree = 2 * 8 * (1 << max(1, (slots - 1).bit_length())) if cfg.prioritized else 0
+    return slots * _transition_bytes(info) + tree
 
 
 def _transition_bytes(info: EnvInfo) -> int:
@@ -117,10 +133,23 @@ def check_replay_memory(cfg: OffPolicyConfig, info: EnvInfo, device: torch.devic
 
 def new_replay(cfg: OffPolicyConfig, info: EnvInfo, device: torch.device, *,
                n_step: int = 1) -> ReplayBuffer:
+    """The replay buffer of `cfg`: uniform, or prioritized (PER) when cfg.prioritized."""
     check_replay_memory(cfg, info, device)
-    return ReplayBuffer(cfg.buffer_size, cfg.num_envs, info.obs_shape,
-                        () if info.discrete else (info.act_dim,), discrete=info.discrete,
-                        device=device, n_step=n_step, gamma=cfg.gamma)
+    args = (cfg.buffer_size, cfg.num_envs, info.obs_shape,
+            () if info.discrete else (info.act_dim,))
+    kwargs: dict[str, Any] = dict(discrete=info.discrete, device=device, n_step=n_step,
+                                  gamma=cfg.gamma)
+    if cfg.prioritized:
+        return PrioritizedReplayBuffer(*args, **kwargs, alpha=cfg.per_alpha, eps=cfg.per_eps)
+    return ReplayBuffer(*args, **kwargs)
+
+
+def priority_error(q: Tensor, y: Tensor) -> Tensor:
+    """|delta| [B] that become the new priorities of an ensemble's batch: the largest of the
+    critics' |Q_i(s, a) - y| for q [E, B], y [B], as Fujimoto, Meger, Precup (2020, "An
+    Equivalence between Loss Functions and Non-Uniform Sampling in Experience Replay",
+    arXiv:2007.06049) prioritize TD3's twin critics."""
+    return (q.detach() - y).abs().max(0).values
 
 
 def adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:

@@ -9,11 +9,23 @@ of Proximal Policy Optimization", and CS285 (Levine, lecture 9: advanced policy 
     L^CLIP(theta) = E_t[ min(r_t(theta) A_t, clip(r_t(theta), 1 - eps, 1 + eps) A_t) ]
     r_t(theta)    = pi_theta(a_t|s_t) / pi_theta_old(a_t|s_t)
     L             = -L^CLIP + c_1 L^VF - c_2 H[pi_theta]
+
+With `rnd` > 0, random network distillation (Burda et al. 2019, arXiv:1810.12894; see
+agents.model_free.rnd) adds an intrinsic reward r_I(s_{t+1}), a second critic V_I trained on
+its non-episodic return (discount rnd_int_gamma) with the same c_1, and the advantage
+
+    A_t = rnd_ext_coef * A_E,t + rnd * rnd_int_coef * A_I,t
+
+so `--rnd 1` is the paper's weighting (2 : 1) and `--rnd COEF` scales the intrinsic part.
+f_hat takes one step per minibatch on a random rnd_update_proportion of it. RND is
+training-only: the exported policy is the actor alone.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -23,12 +35,14 @@ from torch import Tensor, nn
 from torch.distributions import Categorical
 
 from agents.loops.on_policy import train_on_policy
+from agents.model_free.rnd import RND, combined_advantage
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
 from data.rollout import RolloutBuffer
 from models.actors import ActorCritic
 from models.export_heads import ArgmaxActionHead, ScaledActionHead
+from models.mlp import mlp
 from models.normalizer import RewardScaler, RunningNorm
 from sim.registry import EnvInfo
 
@@ -77,6 +91,21 @@ class PPOConfig:
     """Scale rewards by the running std of the discounted return."""
     init_log_std: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    rnd: float = 0.0
+    """Random network distillation: the scale of the intrinsic advantage, A = rnd_ext_coef *
+    A_E + rnd * rnd_int_coef * A_I (1: the paper's weights); 0 turns RND off."""
+    rnd_int_gamma: float = 0.99
+    """Discount of the (non-episodic) intrinsic return (paper: 0.99)."""
+    rnd_ext_coef: float = 2.0
+    """Weight of the extrinsic advantage when RND is on (paper: 2)."""
+    rnd_int_coef: float = 1.0
+    """Weight of the intrinsic advantage, times `rnd` (paper: 1)."""
+    rnd_update_proportion: float = 0.25
+    """Fraction of each minibatch the RND predictor trains on (paper: 0.25)."""
+    rnd_hidden: tuple[int, ...] = (64, 64)
+    """Hidden sizes of the RND target network (the predictor has one more layer)."""
+    rnd_features: int = 64
+    """Output size k of the RND target and predictor."""
 
     def __post_init__(self) -> None:
         require_positive(self, "num_envs", "num_steps", "num_minibatches", "update_epochs")
@@ -87,6 +116,11 @@ class PPOConfig:
         require_number(self, "target_kl", low=0.0, low_open=True, optional=True)
         require_number(self, "init_log_std")
         require_sizes(self, "hidden")
+        require_number(self, "rnd", "rnd_ext_coef", "rnd_int_coef", low=0.0)
+        require_number(self, "rnd_int_gamma", low=0.0, high=1.0)
+        require_number(self, "rnd_update_proportion", low=0.0, high=1.0, low_open=True)
+        require_sizes(self, "rnd_hidden", allow_empty=False)
+        require_positive(self, "rnd_features")
         batch = self.num_envs * self.num_steps
         if batch % self.num_minibatches:
             raise ValueError(
@@ -133,6 +167,18 @@ class PPO:
         # fused: one kernel per step for all parameters (the per-tensor loop PyTorch picks on
         # CPU otherwise costs more than the math for these small nets)
         self._params = list(self.net.parameters())
+        self.rnd: RND | None = None
+        if cfg.rnd > 0:  # built only when on, so a run without RND draws the same numbers
+            self.int_critic = mlp(obs_dim, cfg.hidden, 1, activation=cfg.activation).to(device)
+            self._params += list(self.int_critic.parameters())
+            self.rnd = RND(obs_dim, cfg.num_envs, int_gamma=cfg.rnd_int_gamma,
+                           update_proportion=cfg.rnd_update_proportion, lr=cfg.lr,
+                           hidden=cfg.rnd_hidden, features=cfg.rnd_features,
+                           max_grad_norm=cfg.max_grad_norm, device=device)
+            self.rnd_opt = self.rnd.opt  # an attribute, so checkpoint checks see both optimizers
+            # s_{t+1} as the env returned it, filled by the on-policy loop; NaN until filled
+            self.raw_next_obs = torch.full((cfg.num_steps, cfg.num_envs, obs_dim), math.nan,
+                                           device=device)
         self.opt = torch.optim.Adam(self._params, lr=cfg.lr, eps=1e-5, fused=True)
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma).to(device)
         self.buffer = RolloutBuffer(cfg.num_steps, cfg.num_envs, obs_dim,
@@ -178,7 +224,8 @@ class PPO:
         """Linear annealing: lr = frac * cfg.lr (with anneal_lr; else lr stays cfg.lr)."""
         if not self.cfg.anneal_lr:
             return
-        for g in self.opt.param_groups:
+        groups = self.opt.param_groups + (self.rnd.opt.param_groups if self.rnd else [])
+        for g in groups:
             g["lr"] = frac * self.cfg.lr
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -194,6 +241,14 @@ class PPO:
                             cfg.clip_coef if cfg.clip_vloss else None)
         entropy = d.entropy().mean()
         loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+        rnd_terms: dict[str, Tensor] = {}
+        if self.rnd is not None:  # V_I on the intrinsic return, with the same clipping
+            int_v_loss = value_loss(self.int_critic(batch["obs"]).squeeze(-1),
+                                    batch["int_values"], batch["int_returns"],
+                                    cfg.clip_coef if cfg.clip_vloss else None)
+            loss = loss + cfg.vf_coef * int_v_loss
+            rnd_terms = {"int_value_loss": int_v_loss.detach(),
+                         "rnd_loss": self.rnd.step(batch["rnd_inputs"])}
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm, foreach=True)
@@ -202,16 +257,21 @@ class PPO:
             kl = approx_kl(logp, batch["logp"])
             clipfrac = ((logp - batch["logp"]).exp().sub(1.0).abs() > cfg.clip_coef).float().mean()
         return {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(),
-                "entropy": entropy.detach(), "approx_kl": kl, "clipfrac": clipfrac}
+                "entropy": entropy.detach(), "approx_kl": kl, "clipfrac": clipfrac, **rnd_terms}
 
     def learn(self) -> dict[str, Tensor]:
         """update_epochs passes of minibatch updates over the filled rollout buffer."""
         b, cfg = self.buffer, self.cfg
         adv, returns = gae(b.rewards, b.values, b.next_values, b.terminated, b.ended,
                            gamma=cfg.gamma, lam=cfg.lam)
+        extra: dict[str, Tensor] = {}
+        if self.rnd is not None:
+            adv, extra = self.intrinsic(adv)
         terms: list[dict[str, Tensor]] = []
         for _ in range(cfg.update_epochs):
-            for batch in b.minibatches(adv, returns, cfg.num_minibatches):
+            batches = (b.minibatches(adv, returns, cfg.num_minibatches) if self.rnd is None
+                       else self._minibatches(adv, returns, extra))
+            for batch in batches:
                 terms.append(self.update(batch))
             # target_kl needs the value on the host: one sync per epoch, only when asked for.
             if cfg.target_kl is not None and float(terms[-1]["approx_kl"]) > cfg.target_kl:
@@ -219,17 +279,68 @@ class PPO:
         out = {k: torch.stack([t[k] for t in terms]).mean() for k in terms[0]}
         var_y = returns.var()
         out["explained_variance"] = 1.0 - (returns - b.values).var() / var_y.clamp_min(1e-8)
-        return out
+        return out | {k: v for k, v in extra.items() if k.startswith("int_reward")}
+
+    @torch.no_grad()
+    def intrinsic(self, adv_ext: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """RND on the filled rollout: the combined advantage [T, N] and the per-sample targets
+        of V_I and f_hat, plus the rollout's mean normalized and raw intrinsic rewards."""
+        assert self.rnd is not None
+        cfg, b, raw_next = self.cfg, self.buffer, self.raw_next_obs
+        if not bool(torch.isfinite(raw_next).all()):  # one host sync per rollout
+            raise RuntimeError("PPO with rnd > 0 needs every next observation of the rollout in "
+                               "agent.raw_next_obs, which agents.loops.on_policy fills; this "
+                               "loop did not")
+        r_int, raw = self.rnd.rewards(raw_next)
+        # s_{t+1} as the critics see it: the next row of the buffer, and for the last step the
+        # observation the loop normalized last (the statistics have not moved since)
+        next_n = torch.cat([b.obs[1:], self.normalize(raw_next[-1])[None]])
+        v_int = self.int_critic(b.obs).squeeze(-1)
+        no_end = torch.zeros_like(b.ended)  # non-episodic: episode ends cut nothing
+        adv_int, ret_int = gae(r_int, v_int, self.int_critic(next_n).squeeze(-1), no_end,
+                               no_end, gamma=cfg.rnd_int_gamma, lam=cfg.lam)
+        adv = combined_advantage(adv_ext, adv_int, cfg.rnd_ext_coef, cfg.rnd * cfg.rnd_int_coef)
+        extra = {"int_values": v_int, "int_returns": ret_int,
+                 "rnd_inputs": self.rnd.inputs(raw_next), "int_reward": r_int.mean(),
+                 "int_reward_raw": raw.mean()}
+        raw_next.fill_(math.nan)
+        return adv, extra
+
+    def _minibatches(self, adv: Tensor, returns: Tensor,
+                     extra: dict[str, Tensor]) -> Iterator[dict[str, Tensor]]:
+        """RolloutBuffer.minibatches with the RND fields beside (the same permutation draw)."""
+        b = self.buffer
+        n = b.num_steps * b.num_envs
+        flat = {"obs": b.obs.reshape(n, -1), "actions": b.actions.reshape(n, *b.actions.shape[2:]),
+                "logp": b.logp.reshape(n), "values": b.values.reshape(n),
+                "advantages": adv.reshape(n), "returns": returns.reshape(n)}
+        flat |= {k: extra[k].reshape(n, *extra[k].shape[2:])
+                 for k in ("int_values", "int_returns", "rnd_inputs")}
+        perm = torch.randperm(n, device=b.obs.device)
+        size = n // self.cfg.num_minibatches
+        for i in range(self.cfg.num_minibatches):
+            idx = perm[i * size : (i + 1) * size]
+            yield {k: v[idx] for k, v in flat.items()}
 
     # -- state and export -----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "reward_scaler": self.reward_scaler.state_dict(),
-                "optim": self.opt.state_dict()}
+        state = {"net": self.net.state_dict(), "reward_scaler": self.reward_scaler.state_dict(),
+                 "optim": self.opt.state_dict()}
+        if self.rnd is not None:  # with RND two optimizers, as an agent with several files them
+            state |= {"int_critic": self.int_critic.state_dict(), "rnd": self.rnd.state_dict(),
+                      "optim": {"policy": state["optim"], "rnd": self.rnd_opt.state_dict()}}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.opt.load_state_dict(state["optim"])
+        if self.rnd is None:
+            self.opt.load_state_dict(state["optim"])
+            return
+        self.opt.load_state_dict(state["optim"]["policy"])
+        self.rnd_opt.load_state_dict(state["optim"]["rnd"])
+        self.int_critic.load_state_dict(state["int_critic"])
+        self.rnd.load_state_dict(state["rnd"])
 
     def inference_module(self) -> nn.Module:
         """obs (robot units) -> deterministic action (robot units), on CPU, for export."""
@@ -264,6 +375,11 @@ def preset(env: str) -> PPOConfig:
         return PPOConfig(num_envs=4, num_steps=256, lr=1e-3, gamma=0.9, lam=0.95,
                          update_epochs=10, num_minibatches=16, clip_coef=0.2, norm_reward=True,
                          init_log_std=-0.5, max_grad_norm=0.5)
+    if env in ("mountaincar", "mountaincar-continuous"):
+        # The sparse-reward demo of `rnd`: short rollouts over 8 envs, few epochs (fast on CPU).
+        # Reward scaling keeps the -1 per step from swamping the intrinsic advantage.
+        return PPOConfig(num_envs=8, num_steps=128, lr=1e-3, update_epochs=4,
+                         num_minibatches=4, ent_coef=0.0, norm_reward=True)
     if env == "inverted-pendulum":
         return PPOConfig(num_envs=4, num_steps=256, lr=3e-4, update_epochs=10,
                          num_minibatches=8, norm_reward=True)
@@ -272,7 +388,7 @@ def preset(env: str) -> PPOConfig:
 
 
 def default_steps(env: str) -> int:
-    return {"cartpole": 100_000, "pendulum": 200_000}.get(env, 1_000_000)
+    return {"cartpole": 100_000, "pendulum": 200_000, "mountaincar": 100_000}.get(env, 1_000_000)
 
 
 ALGORITHMS = (

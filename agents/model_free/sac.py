@@ -15,7 +15,9 @@ The twin critics are one batched ensemble (models.ensemble.QEnsemble); targets f
 averaging. As in the paper's Algorithm 1, the three gradient steps of an update are taken from
 the same parameters: the three losses have disjoint parameters (the actor's loss sees the
 critics' weights as constants, the temperature's loss sees log pi as a constant), so one
-backward pass and one fused Adam step do all three.
+backward pass and one fused Adam step do all three. With prioritized replay (`prioritized`,
+Schaul et al. 2016, arXiv:1511.05952) J_Q weights each sample by its importance weight, and
+the largest critic's |Q_i - y| becomes the sample's priority.
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.loops.off_policy import train_off_policy
+from agents.loops.off_policy import TD_ERROR, train_off_policy
 from agents.model_free import off_policy
-from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
+from agents.model_free.off_policy import (
+    ActorCriticConfig,
+    adam,
+    new_replay,
+    polyak_update,
+    priority_error,
+)
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from models.actors import SquashedGaussianActor
@@ -67,9 +75,13 @@ def soft_td_target(
     return rewards + discount * (~terminated).to(rewards.dtype) * soft_v
 
 
-def critic_loss(q: Tensor, y: Tensor) -> Tensor:
-    """J_Q = 1/2 sum_i mean_B (Q_i(s, a) - y)^2 for q [E, B], y [B]."""
-    return 0.5 * (q - y).square().mean(1).sum()
+def critic_loss(q: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
+    """J_Q = 1/2 sum_i mean_B (Q_i(s, a) - y)^2 for q [E, B], y [B]; with prioritized replay
+    each sample's error is scaled by its importance weight w [B]."""
+    sq = (q - y).square()
+    if weights is not None:
+        sq = sq * weights
+    return 0.5 * sq.mean(1).sum()
 
 
 def actor_loss(logp: Tensor, q_pi: Tensor, alpha: Tensor | float) -> Tensor:
@@ -134,10 +146,13 @@ class SAC:
                                self.critic_target(next_obs, next_a), next_logp, alpha)
         q = self.critic(obs, batch["actions"])
         q_pi = self.critic(obs, a_pi, detach_params=True)
-        out = {"critic_loss": critic_loss(q, y), "actor_loss": actor_loss(logp_pi, q_pi, alpha)}
+        out = {"critic_loss": critic_loss(q, y, batch.get("weights")),
+               "actor_loss": actor_loss(logp_pi, q_pi, alpha)}
         if self.cfg.autotune:
             out["alpha_loss"] = temperature_loss(self.log_alpha, logp_pi, self.target_entropy)
         out |= {"alpha": alpha, "entropy": -logp_pi.detach().mean(), "q": q.detach().mean()}
+        if "weights" in batch:  # prioritized replay: the new priorities
+            out[TD_ERROR] = priority_error(q, y)
         return out
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -13,6 +13,8 @@ target_policy_noise=0 (as in Stable-Baselines3):
     J_mu = -E[Q_1(s, mu(s))]   every policy_delay critic steps, with the target updates
 
 Exploration adds Gaussian noise N(0, sigma^2) to mu(s) in the normalized action space [-1, 1].
+With prioritized replay (`prioritized`, Schaul et al. 2016, arXiv:1511.05952) J_Q weights each
+sample by its importance weight, and the largest critic's |Q_i - y| becomes its priority.
 """
 
 from __future__ import annotations
@@ -25,9 +27,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.loops.off_policy import train_off_policy
+from agents.loops.off_policy import TD_ERROR, train_off_policy
 from agents.model_free import off_policy
-from agents.model_free.off_policy import ActorCriticConfig, adam, new_replay, polyak_update
+from agents.model_free.off_policy import (
+    ActorCriticConfig,
+    adam,
+    new_replay,
+    polyak_update,
+    priority_error,
+)
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive
 from models.actors import DeterministicActor
@@ -67,9 +75,13 @@ def td_target(rewards: Tensor, terminated: Tensor, discount: Tensor, next_q: Ten
     return rewards + discount * (~terminated).to(rewards.dtype) * next_q.min(0).values
 
 
-def critic_loss(q: Tensor, y: Tensor) -> Tensor:
-    """J_Q = sum_i mean_B (Q_i(s, a) - y)^2 for q [E, B], y [B]."""
-    return (q - y).square().mean(1).sum()
+def critic_loss(q: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
+    """J_Q = sum_i mean_B (Q_i(s, a) - y)^2 for q [E, B], y [B]; with prioritized replay
+    each sample's error is scaled by its importance weight w [B]."""
+    sq = (q - y).square()
+    if weights is not None:
+        sq = sq * weights
+    return sq.mean(1).sum()
 
 
 def actor_loss(q1_pi: Tensor) -> Tensor:
@@ -124,7 +136,9 @@ class TD3:
             y = td_target(batch["rewards"], batch["terminated"], batch["discount"],
                           self.critic_target(next_obs, next_a))
         q = self.critic(obs, batch["actions"])
-        out = {"critic_loss": critic_loss(q, y)}
+        out = {"critic_loss": critic_loss(q, y, batch.get("weights"))}
+        if "weights" in batch:  # prioritized replay: the new priorities
+            out[TD_ERROR] = priority_error(q, y)
         if with_actor:
             q1_pi = self.critic(obs, self.actor(obs), detach_params=True, member=0)
             out["actor_loss"] = actor_loss(q1_pi)

@@ -72,6 +72,9 @@ class TrainConfig:
     BENCHMARKS.md)."""
     runs_dir: str = field(default="runs", metadata=RESUME)
     """Folder that holds run directories."""
+    learned_reward: str = ""
+    """A gail or airl run whose learned reward (RUN/reward/) replaces the env's reward in the
+    training envs; evaluation still reports the env's return ("": the env's reward)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -67,12 +67,18 @@ def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
     check_fits(algo, cfg.env, info)
     if algo.check is not None:
         algo.check(algo_cfg, cfg.env)
+    reward = _learned_reward(cfg, algo)  # before the seed: the agent's init does not see it
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     agent = algo.make_agent(algo_cfg, info, device)
-    envs = sim.make_vec(cfg.env, algo_cfg.num_envs, seed=cfg.seed) if algo.vector_envs else None
+    envs = sim.make_vec(cfg.env, algo_cfg.num_envs, seed=cfg.seed) if (
+        algo.vector_envs and reward is None) else None
+    if reward is not None:  # the same envs, their reward replaced by the learned one
+        from agents.irl.reward import learned_reward_envs
+
+        envs = learned_reward_envs(reward, cfg.env, algo_cfg.num_envs, seed=cfg.seed)
     steps = cfg.steps or algo.default_steps(cfg.env)
     schedule = Schedule(
         steps=steps,
@@ -84,6 +90,20 @@ def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
         evaluate=evaluator,
     )
     return algo, agent, envs, schedule
+
+
+def _learned_reward(cfg: TrainConfig, algo: Algorithm) -> Any:
+    """The reward of --learned-reward RUN, checked against the env, or None."""
+    if not cfg.learned_reward:
+        return None
+    if not algo.vector_envs:
+        raise ValueError(f"--learned-reward needs an algorithm that steps training envs; "
+                         f"{algo.name} learns from a dataset")
+    from agents.irl.reward import check_reward_fits, load_reward
+
+    reward = load_reward(cfg.learned_reward)
+    check_reward_fits(reward, cfg.learned_reward, cfg.env)
+    return reward
 
 
 def _run_loop(algo: Algorithm, agent: Agent, envs: gym.vector.VectorEnv | None, run: Run,

@@ -49,6 +49,12 @@ def one_batch(agent, obs: torch.Tensor) -> dict[str, torch.Tensor]:
             agent.replay.add(o, agent.act(o), np.ones(n), o.numpy(), np.zeros(n, bool),
                              np.zeros(n, bool))
         return agent.replay.sample(B)
+    if isinstance(agent, protocol.AdversarialAgent):  # one discriminator step (GAIL, AIRL)
+        agent.normalize(obs, update=True)
+        agent.set_expert_statistics(obs)
+        half = {"obs": obs, "actions": actions, "next_obs": obs,
+                "terminated": torch.zeros(B, dtype=torch.bool)}
+        return half | {f"expert_{k}": v for k, v in half.items()}
     if isinstance(agent, protocol.OnPolicyAgent):
         agent.normalize(obs, update=True)  # as the loop does with every observation
         return {"obs": obs, "actions": actions, "logp": torch.zeros(B), "values": torch.zeros(B),

@@ -4,7 +4,7 @@ several envs, state round trip."""
 import pytest
 import torch
 
-from data.replay import ReplayBuffer
+from data.replay import PrioritizedReplayBuffer, ReplayBuffer
 
 
 def _buffer(capacity=8, num_envs=1, n_step=1, gamma=0.5) -> ReplayBuffer:
@@ -120,3 +120,85 @@ def test_state_round_trip_gives_the_same_batches():
     assert all(torch.equal(x[k], y[k]) for k in x)
     with pytest.raises(ValueError, match="rows"):
         _buffer(capacity=8).load_state_dict(a.state_dict())
+
+
+# -- prioritized replay (Schaul et al. 2016) ---------------------------------------------------
+def _prioritized(capacity=8, num_envs=1, n_step=1, gamma=0.5, alpha=0.5, eps=1e-6):
+    return PrioritizedReplayBuffer(capacity, num_envs, (1,), (), discrete=True, n_step=n_step,
+                                   gamma=gamma, alpha=alpha, eps=eps)
+
+
+def test_prioritized_new_transitions_get_the_largest_priority_so_far():
+    buf = _prioritized(alpha=0.5)
+    for t in range(2):
+        _add(buf, t)
+    assert buf.tree.priorities()[:2].tolist() == [1.0, 1.0]  # (max 1)^alpha before any update
+    buf.update_priorities(torch.tensor([0, 1]), torch.tensor([-4.0, 0.0]))  # |delta| = 4, 0
+    assert buf.tree.priorities()[:2].tolist() == pytest.approx([(4 + 1e-6) ** 0.5, 1e-3])
+    _add(buf, 2)
+    assert buf.tree.priorities()[2].item() == pytest.approx((4 + 1e-6) ** 0.5)
+    assert buf.tree.total().item() == pytest.approx(2 * 4.0 ** 0.5 + 1e-3)
+
+
+def test_prioritized_importance_weights_against_hand_values():
+    buf = _prioritized(alpha=1.0, eps=1e-6)
+    for t in range(4):
+        _add(buf, t)
+    buf.update_priorities(torch.arange(4), torch.tensor([1.0, 2.0, 3.0, 4.0]) - 1e-6)
+    torch.manual_seed(0)
+    b = buf.sample(400, beta=0.5)
+    # P = p / 10; w = (N P)^-beta / max w, max w at the smallest P = 0.1 sampled
+    P = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    w = (4 * P) ** -0.5 / (4 * 0.1) ** -0.5
+    start = b["obs"][:, 0].long()
+    assert torch.equal(b["indices"], start)
+    assert torch.allclose(b["weights"], w[start].float(), atol=1e-6)
+    assert torch.bincount(start, minlength=4).tolist() == [40, 80, 120, 160]  # stratified
+    b1 = buf.sample(400, beta=1.0)  # full correction: w = (N P)^-1 / max
+    assert torch.allclose(b1["weights"], (0.1 / P)[b1["indices"]].float(), atol=1e-6)
+
+
+def test_prioritized_n_step_windows_are_drawn_only_once_fully_written():
+    buf = _prioritized(capacity=16, n_step=3, gamma=0.5)
+    uniform = _buffer(capacity=16, n_step=3, gamma=0.5)
+    for t, r in enumerate([1.0, 2.0, 4.0, 8.0, 16.0, 32.0]):
+        for b in (buf, uniform):
+            _add(b, t, reward=r, terminated=t == 2)
+    assert (buf.tree.priorities()[:6] > 0).tolist() == [True] * 4 + [False] * 2
+    got, want = _all(buf), _all(uniform)
+    assert set(got) == set(want) == {0, 1, 2, 3}
+    for t in want:  # the same n-step transitions as uniform sampling, plus the weights
+        assert {k: v for k, v in got[t].items() if k not in ("weights", "indices")} == want[t]
+
+
+def test_prioritized_ring_overwrite_zeroes_the_rows_not_yet_complete():
+    buf = _prioritized(capacity=4, num_envs=2, n_step=2)  # 2 rows of 2 envs
+    for t in range(3):
+        _add(buf, t)
+    # rows: 0 holds t=2 (its window incomplete: priority 0), 1 holds t=1 (complete)
+    assert buf.tree.priorities().tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert set(_all(buf)) == {1, 101}
+
+
+def test_prioritized_state_round_trip_gives_the_same_tree_and_batches():
+    a = _prioritized(capacity=6)
+    for t in range(9):
+        _add(a, t)
+        a.update_priorities(torch.tensor([t % 6]), torch.tensor([float(t)]))
+    b = _prioritized(capacity=6)
+    b.load_state_dict(a.state_dict())
+    assert all(map(torch.equal, a.tree.levels, b.tree.levels))
+    assert torch.equal(a.max_priority, b.max_priority)
+    assert a.max_priority.item() == 8.0 + 1e-6  # the largest |delta| (8) + eps
+    torch.manual_seed(3)
+    x = a.sample(16, beta=0.4)
+    torch.manual_seed(3)
+    y = b.sample(16, beta=0.4)
+    assert all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_prioritized_refuses_bad_alpha_and_eps():
+    with pytest.raises(ValueError, match="alpha >= 0 and eps > 0, got alpha=-1"):
+        _prioritized(alpha=-1.0)
+    with pytest.raises(ValueError, match="eps=0"):
+        _prioritized(eps=0.0)

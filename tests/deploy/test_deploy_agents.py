@@ -30,9 +30,14 @@ TRAINED = {
     "td3": [("pendulum", 300)],
     "ddpg": [("pendulum", 300)],
     "dqn": [("cartpole", 300)],
+    "reinforce": [("cartpole", 2000), ("pendulum", 2000)],
+    "a2c": [("cartpole", 400), ("pendulum", 400)],
+    "soft-q": [("cartpole", 300)],
 }
 # Learners from demonstrations: trained by a dataset, so built directly and given statistics.
 FROM_DATA = {"bc": ["cartpole", "pendulum"], "dagger": ["pendulum"]}
+# Adversarial imitation (GAIL, AIRL): trained on one scripted episode; the generator is exported.
+ADVERSARIAL = {"gail": ("cartpole", 512), "airl": ("pendulum", 1024)}
 # Planners over learned models: the whole MPC controller is the graph (stateful bundles).
 PLANNERS = {"pets": "pendulum", "mbrl-v0.5": "pendulum", "mbrl-v1.0": "pendulum",
             "mbrl-v1.5": "inverted-pendulum"}
@@ -40,7 +45,8 @@ CASES = [(a, e, n) for a, runs in TRAINED.items() if a in ALGORITHMS for e, n in
 
 
 def test_deploy_every_registered_algorithm_has_a_parity_case() -> None:
-    missing = sorted(set(ALGORITHMS) - set(TRAINED) - set(FROM_DATA) - set(PLANNERS))
+    missing = sorted(set(ALGORITHMS) - set(TRAINED) - set(FROM_DATA) - set(PLANNERS)
+                     - set(ADVERSARIAL))
     assert not missing, f"add export parity cases for {missing}"
 
 
@@ -104,6 +110,30 @@ def test_deploy_imitation_learner_exports_with_parity(tmp_path: Path, algo: str,
     module = agent.inference_module()
     export_bundle(module, env=env, out_dir=tmp_path / "bundle", rollout_obs=obs)
     _check_bundle(tmp_path / "bundle", module, obs, env)
+
+
+@pytest.mark.parametrize(("algo", "env", "steps"),
+                         [(a, e, n) for a, (e, n) in ADVERSARIAL.items() if a in ALGORITHMS])
+def test_deploy_adversarial_generator_exports_with_parity(tmp_path: Path, algo: str, env: str,
+                                                          steps: int) -> None:
+    import dataclasses
+
+    from agents.experts.base import make_expert
+    from data.record import record
+
+    record(env, make_expert("scripted", env), 1, tmp_path / "ds")
+    cfg = dataclasses.replace(algorithm(algo).preset(env), dataset=str(tmp_path / "ds"))
+    result = train(TrainConfig(algo=algo, env=env, steps=steps, seed=0, eval_every=steps,
+                               eval_episodes=1, runs_dir=str(tmp_path / "runs")), cfg)
+    agent, run = load_agent(result.run)
+    obs = rollout_observations(lambda o: agent.act(o, deterministic=True).cpu().numpy(), env,
+                               steps=200)
+    module = agent.inference_module()
+    export_bundle(module, env=env, out_dir=tmp_path / "bundle", source_run=run.path.name,
+                  rollout_obs=obs)
+    _check_bundle(tmp_path / "bundle", module, obs, env)
+    got = np.stack([OnnxPolicy(tmp_path / "bundle")(o) for o in obs[:50]]).astype(np.float64)
+    np.testing.assert_allclose(got, _robot_units(agent, obs[:50], env), atol=1e-4)
 
 
 def test_deploy_untrained_ppo_normalizer_is_refused(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def test_registry_has_every_env_of_the_issue_on_its_backend():
     assert {n: sim.spec(n).backend for n in ISSUE_NAMES} == ISSUE_NAMES
     assert {"cartpole-swingup-pixels", "cheetah-run-pixels", "walker-walk-pixels",
             "reacher-easy-pixels"} <= set(sim.names(tag="pixels"))
-    assert sim.names(tag="discrete") == ["cartpole"]
+    assert sim.names(tag="discrete") == ["cartpole", "mountaincar"]
     assert "pendulum" in sim.names(tag="continuous")
 
 

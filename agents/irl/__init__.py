@@ -1,0 +1,1 @@
+"""Inverse RL: MaxEnt IRL (tabular and deep), GAIL and AIRL."""
