@@ -10,6 +10,7 @@ checks every registered algorithm against the protocol of its loop.
     OffPolicyAgent    + a replay buffer, exploration, and an OffPolicyConfig (loop settings)
     ImitationAgent    + observation statistics, validation and early stopping (BC, DAgger)
     ModelBasedAgent   + a replay buffer, a model fit on all of it, and a planner (PETS)
+    TabularAgent      + a value table over a tabular MDP's states (DP, TD control, MaxEnt IRL)
     AdversarialAgent  OnPolicyAgent + a discriminator of expert transitions (GAIL, AIRL)
 
 The configs named here are imported for annotations only: at run time this module depends on
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 from sim.registry import EnvInfo
 
 if TYPE_CHECKING:
+    from agents.classic.tabular import TabularConfig
     from agents.imitation.bc import BCConfig
     from agents.irl.adversarial import AdversarialConfig
     from agents.model_based.pets import PETSConfig
@@ -199,6 +201,36 @@ class ModelBasedAgent(Agent, Protocol):
         ...
 
 
+@runtime_checkable
+class TabularAgent(Agent, Protocol):
+    """A value table over the states of a tabular MDP (agents.loops.tabular).
+
+    Dynamic programming (the loop steps no env): `update({})` is one sweep of the known model
+    (or one policy-improvement step) until `converged`. TD control: `update(batch)` learns from
+    env transitions (obs, actions, rewards, next_obs, terminated, next_actions). Inverse RL
+    (MaxEnt): `update({"visits": ...})` is one gradient step from the demonstrations' state
+    visits per episode [S].
+    """
+
+    @property
+    def cfg(self) -> TabularConfig:
+        """The loop reads num_envs (TD control) and dataset (inverse RL), when present."""
+        ...
+
+    @property
+    def converged(self) -> bool:
+        """The stopping rule is met (dynamic programming; TD control: never)."""
+        ...
+
+    def explore(self, obs: Tensor, step: int) -> Tensor:
+        """The behaviour policy's actions at env step `step` (epsilon-greedy)."""
+        ...
+
+    def values(self) -> dict[str, Any]:
+        """V, Q, the greedy policy and how they were reached, for the run's values.json."""
+        ...
+
+
 class Loop(Protocol):
     """A training loop: runs until the schedule's budget or target, returns its final state."""
 
@@ -225,6 +257,8 @@ class Algorithm:
     description: str
     vector_envs: bool = True
     """The loop steps `config.num_envs` training envs (False: it builds what it needs itself)."""
+    tabular: bool = False
+    """Runs on the tabular MDPs only (the sim tag `tabular`: it needs their model or states)."""
     check: Callable[[Any, str], None] | None = None
     """(config, env) -> None; raises ValueError on inputs the loop would refuse later (run
     before the run folder is created, so a mistake leaves nothing behind)."""

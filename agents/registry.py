@@ -12,7 +12,7 @@ import importlib
 
 from agents.protocol import Algorithm
 from sim.errors import UnknownNameError
-from sim.registry import EnvInfo
+from sim.registry import EnvInfo, spec
 
 MODULES: dict[str, str] = {
     "ppo": "agents.model_free.ppo",
@@ -21,6 +21,12 @@ MODULES: dict[str, str] = {
     "ddpg": "agents.model_free.td3",
     "dqn": "agents.model_free.dqn",
     "soft-q": "agents.classic.soft_q",
+    "trpo": "agents.classic.trpo",
+    "value-iteration": "agents.classic.dynamic_programming",
+    "policy-iteration": "agents.classic.dynamic_programming",
+    "q-learning": "agents.classic.td_control",
+    "sarsa": "agents.classic.td_control",
+    "maxent-irl": "agents.irl.maxent",
     "bc": "agents.imitation.bc",
     "dagger": "agents.imitation.dagger",
     "gail": "agents.irl.gail",
@@ -59,6 +65,9 @@ def check_fits(algo: Algorithm, env: str, info: EnvInfo) -> None:
     """Refuse an algorithm on an action space it cannot handle, naming those that can."""
     kind = "discrete" if info.discrete else "continuous"
     if kind not in algo.actions:
-        fits = sorted(a.name for a in algorithms() if kind in a.actions)
+        tabular = "tabular" in spec(env).tags
+        fits = sorted(a.name for a in algorithms()
+                      if kind in a.actions and (tabular or not a.tabular))
         raise ValueError(f"{algo.name} needs {' or '.join(algo.actions)} actions but {env!r} has "
                          f"{kind} actions; algorithms for {kind} actions: {', '.join(fits)}")
+

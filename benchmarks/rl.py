@@ -8,7 +8,8 @@ Every task trains with each library and seed until the shared evaluation protoco
 the same points, after the updates of all env steps so far (Kinema: at an iteration boundary;
 SB3: at the start of a rollout), and evaluation time is left out of train seconds. Kinema trains
 from its presets (what `kinema train ALGO --env ENV` uses), SB3 from RL-Zoo's hyperparameters
-(SB3's defaults where the Zoo has no entry). One torch thread for both.
+(SB3's defaults where the Zoo has no entry); algorithms SB3 keeps in sb3-contrib (TRPO) come
+from there (`Task.sb3_package`). One torch thread for both.
 
 Results are kept per (task, library, seed) in a JSON file, so subsets can run in turns; the
 report is built from all stored results, and written into BENCHMARKS.md's section only when
@@ -101,6 +102,12 @@ TASKS: dict[str, Task] = {
     "sac-halfcheetah-speed": Task("sac", "halfcheetah", None, SPEED_STEPS[1], SPEED_STEPS[1],
                                   "SAC", dict(learning_starts=SPEED_STEPS[0]),
                                   sb3_source="RL-Zoo (MuJoCo defaults: SB3's SAC)"),
+    "trpo-pendulum": Task("trpo", "pendulum", -200, None, 2048, "TRPO", dict(
+        n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True, sde_sample_freq=4),
+        sb3_n_envs=2, sb3_package="sb3_contrib"),
+    "trpo-cartpole": Task("trpo", "cartpole", 475, None, 1024, "TRPO", dict(
+        n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98, gamma=0.99,
+        learning_rate=1e-3, n_critic_updates=20), sb3_n_envs=2, sb3_package="sb3_contrib"),
 }
 
 

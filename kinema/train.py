@@ -117,7 +117,15 @@ def report(result: Any, as_json: bool) -> None:
     """The run's outcome: its folder, timing and its last evaluation."""
     from agents.runs.run import Run
 
-    evals = [r for r in Run.open(result.run).records() if r.get("kind") == "eval"]
+    run = Run.open(result.run)
+    evals = [r for r in run.records() if r.get("kind") == "eval"]
+    values = run.path / "values.json"
+    if values.is_file() and not as_json:  # tabular runs: the value table and greedy policy
+        import json
+
+        from agents.classic.tabular import format_values
+
+        print(format_values(json.loads(values.read_text()), run.env) + "\n")
     last = evals[-1] if evals else {}
     loop = result.loop
     emit({
@@ -130,7 +138,7 @@ def report(result: Any, as_json: bool) -> None:
         "return_std": last.get("return_std"),
         "episodes": last.get("episodes"),
         "solved_at": loop.solved_at,
-        "stopped": result.stopped,  # budget, target_return, early_stopping or expert_quit
+        "stopped": result.stopped,  # one of agents.runs.train.STOP_REASONS
         # imitation runs: expert-normalized score and expert labels (agents/imitation_loops.py)
         **{k: last[k] for k in ("normalized_score", "labels") if k in last},
     }, as_json=as_json, title="training")

@@ -2,6 +2,7 @@
 
     env = sim.make("cartpole", seed=0)
     sim.names(tag="continuous"); sim.spec("pendulum").info.dt
+    sim.mdp("frozenlake").P      # a tabular entry's model: P[s, a, s'], R, p0, features
 
 Importing sim loads no simulator: the registry imports a backend's module (MuJoCo through
 dm-control, PyBullet) the first time one of its names is asked for (sim/registry.py). Whenever
@@ -87,8 +88,10 @@ from sim.registry import (  # noqa: E402
     spec,
 )
 from sim.state import get_state, set_state  # noqa: E402
+from sim.tabular import TabularMDP, mdp  # noqa: E402
 
 __all__ = [
-    "BACKENDS", "TAGS", "EnvInfo", "EnvSpec", "SimulationUnstable", "UnknownNameError",
-    "get_state", "make", "make_vec", "names", "register", "set_state", "spec",
+    "BACKENDS", "TAGS", "EnvInfo", "EnvSpec", "SimulationUnstable", "TabularMDP",
+    "UnknownNameError", "get_state", "make", "make_vec", "mdp", "names", "register", "set_state",
+    "spec",
 ]

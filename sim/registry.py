@@ -32,7 +32,8 @@ from sim.quiet import quiet_stdout
 from sim.wrappers import FrameStack, NormalizedActions, PixelObservation, StabilityGuard
 
 BACKENDS = ("gymnasium", "mujoco", "dm_control", "pybullet")
-TAGS = ("locomotion", "manipulation", "cart-pole", "state", "pixels", "discrete", "continuous")
+TAGS = ("locomotion", "manipulation", "cart-pole", "tabular", "state", "pixels", "discrete",
+        "continuous")
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,11 @@ class EnvInfo:
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
-BACKEND_MODULES = ("sim.gymnasium_envs", "sim.dm_control_envs", "sim.bullet_envs")
+BACKEND_MODULES = (
+    "sim.gymnasium_envs", "sim.tabular_envs", "sim.dm_control_envs", "sim.bullet_envs")
 """The modules whose import registers the built-in entries, cheapest import first: Gymnasium's
-(MuJoCo loads only when one of its envs is built), dm-control's (MuJoCo), PyBullet's."""
+(MuJoCo loads only when one of its envs is built), the tabular MDPs (numpy), dm-control's
+(MuJoCo), PyBullet's."""
 _QUIET_MODULES = ("sim.bullet_envs",)
 """PyBullet prints its build date on import; these are imported under `quiet_stdout`."""
 _loaded: set[str] = set()

@@ -32,7 +32,7 @@ from sim.errors import UnknownNameError
 OnProgress = Callable[[Progress], None] | None
 
 
-STOP_REASONS = ("budget", "target_return", "early_stopping", "expert_quit")
+STOP_REASONS = ("budget", "target_return", "converged", "early_stopping", "expert_quit")
 """Why training stopped: the step budget was spent, an evaluation reached --target-return,
 early stopping on the validation loss ended it (BC), or the expert quit (DAgger, teleop)."""
 
@@ -49,7 +49,8 @@ def stop_reason(loop: LoopState, steps: int, agent: Agent) -> str:
     """Why a loop that returned normally stopped (one of STOP_REASONS).
 
     Short of the budget and the target, a DAgger loop (its config names an expert) ends only
-    when the expert quits; BC's loop only when early stopping ends it.
+    when the expert quits; a tabular planner or MaxEnt IRL when it converged; BC's loop only
+    when early stopping ends it.
     """
     if loop.solved_at is not None:
         return "target_return"
@@ -57,6 +58,8 @@ def stop_reason(loop: LoopState, steps: int, agent: Agent) -> str:
         return "budget"
     if getattr(getattr(agent, "cfg", None), "expert", None) is not None:
         return "expert_quit"
+    if getattr(agent, "converged", False):  # dynamic programming, MaxEnt IRL: the tolerance
+        return "converged"
     return "early_stopping" if getattr(agent, "stopped", False) else "budget"
 
 

@@ -31,6 +31,8 @@ def loop_protocol(algo) -> type:
 def small_agent(name: str):
     algo = algorithm(name)
     env = ENV[algo.actions[0]]
+    if loop_protocol(algo) is protocol.TabularAgent:  # a table over a tabular MDP's states
+        env = "gridworld-slippery"
     cfg = algo.preset(env)
     fields = {f.name for f in dataclasses.fields(cfg)}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in SMALL.items() if k in fields})
@@ -42,6 +44,10 @@ def one_batch(agent, obs: torch.Tensor) -> dict[str, torch.Tensor]:
     """A batch the agent's family learns from, built as its loop would build it."""
     info, B = agent.info, len(obs)
     actions = agent.act(obs)
+    if isinstance(agent, protocol.TabularAgent):  # TD transitions (DP sweeps its model),
+        return {"obs": obs, "actions": actions, "rewards": torch.ones(B), "next_obs": obs,
+                "terminated": torch.zeros(B, dtype=torch.bool), "next_actions": actions,
+                "visits": obs.sum(0)}  # and the demonstrations' state visits (inverse RL)
     if isinstance(agent, protocol.OffPolicyAgent):
         n = agent.replay.num_envs
         for _ in range(agent.replay.n_step + 2):

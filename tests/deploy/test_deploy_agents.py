@@ -30,6 +30,12 @@ TRAINED = {
     "td3": [("pendulum", 300)],
     "ddpg": [("pendulum", 300)],
     "dqn": [("cartpole", 300)],
+    "trpo": [("cartpole", 512), ("pendulum", 1024)],  # one rollout of each preset
+    # tabular: steps are sweeps (value iteration) or improvement steps (policy iteration)
+    "value-iteration": [("gridworld-slippery", 50)],
+    "policy-iteration": [("frozenlake", 5)],
+    "q-learning": [("gridworld-4x4", 300)],
+    "sarsa": [("cliffwalking", 300)],
     "reinforce": [("cartpole", 2000), ("pendulum", 2000)],
     "a2c": [("cartpole", 400), ("pendulum", 400)],
     "soft-q": [("cartpole", 300)],
@@ -41,12 +47,14 @@ ADVERSARIAL = {"gail": ("cartpole", 512), "airl": ("pendulum", 1024)}
 # Planners over learned models: the whole MPC controller is the graph (stateful bundles).
 PLANNERS = {"pets": "pendulum", "mbrl-v0.5": "pendulum", "mbrl-v1.0": "pendulum",
             "mbrl-v1.5": "inverted-pendulum"}
+# Tabular inverse RL: learns from the demonstrations' state visits, given here directly.
+FROM_VISITS = {"maxent-irl": "gridworld-slippery"}
 CASES = [(a, e, n) for a, runs in TRAINED.items() if a in ALGORITHMS for e, n in runs]
 
 
 def test_deploy_every_registered_algorithm_has_a_parity_case() -> None:
     missing = sorted(set(ALGORITHMS) - set(TRAINED) - set(FROM_DATA) - set(PLANNERS)
-                     - set(ADVERSARIAL))
+                     - set(ADVERSARIAL) - set(FROM_VISITS))
     assert not missing, f"add export parity cases for {missing}"
 
 
@@ -93,6 +101,21 @@ def test_deploy_trained_agent_exports_with_parity(
     policy = OnnxPolicy(bundle)
     got = np.stack([policy(o) for o in obs[:50]]).astype(np.float64)
     np.testing.assert_allclose(got, _robot_units(agent, obs[:50], env), atol=1e-4)
+
+
+@pytest.mark.parametrize(("algo", "env"), [(a, e) for a, e in FROM_VISITS.items()
+                                           if a in ALGORITHMS])
+def test_deploy_tabular_irl_exports_with_parity(tmp_path: Path, algo: str, env: str) -> None:
+    a = algorithm(algo)
+    agent = a.make_agent(a.preset(env), sim.spec(env).info, resolve_device("cpu"))
+    obs = rollout_observations(lambda o: np.full(len(o), 2), env, steps=100)  # states visited
+    for _ in range(5):
+        agent.update({"visits": torch.from_numpy(obs.sum(0)).double() / 5})
+    module = agent.inference_module()
+    export_bundle(module, env=env, out_dir=tmp_path / "bundle", rollout_obs=obs)
+    _check_bundle(tmp_path / "bundle", module, obs, env)
+    got = np.stack([OnnxPolicy(tmp_path / "bundle")(o) for o in obs]).astype(np.float64)
+    np.testing.assert_allclose(got, _robot_units(agent, obs, env), atol=1e-4)
 
 
 @pytest.mark.parametrize(("algo", "env"), [(a, e) for a, envs in FROM_DATA.items()

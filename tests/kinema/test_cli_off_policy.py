@@ -70,6 +70,9 @@ def test_train_dqn_smoke_with_n_step_and_dueling(tmp_path, capsys):
     ("dqn", "pendulum", "continuous", {"ddpg", "ppo", "sac", "td3"}, {"dqn"}),
     ("sac", "cartpole", "discrete", {"dqn", "ppo"}, {"sac", "td3", "ddpg"}),
     ("ddpg", "cartpole", "discrete", {"dqn", "ppo"}, {"sac", "td3", "ddpg"}),
+    # the tabular methods fit discrete actions, but only on the tabular envs
+    ("sac", "cartpole", "discrete", {"dqn", "soft-q"}, {"value-iteration", "q-learning"}),
+    ("sac", "taxi", "discrete", {"dqn", "value-iteration", "q-learning", "sarsa"}, {"sac"}),
 ])
 def test_wrong_action_space_is_one_line_naming_the_algorithms_that_fit(algo, env, kind, fit,
                                                                         unfit):

@@ -29,7 +29,10 @@ def test_registry_has_every_env_of_the_issue_on_its_backend():
     assert {n: sim.spec(n).backend for n in ISSUE_NAMES} == ISSUE_NAMES
     assert {"cartpole-swingup-pixels", "cheetah-run-pixels", "walker-walk-pixels",
             "reacher-easy-pixels"} <= set(sim.names(tag="pixels"))
-    assert sim.names(tag="discrete") == ["cartpole", "mountaincar"]
+    assert sim.names(tag="discrete") == sorted(
+        ["cartpole", "mountaincar", *sim.names(tag="tabular")])
+    assert {"gridworld-4x4", "gridworld-slippery", "frozenlake", "frozenlake-8x8",
+            "cliffwalking", "taxi"} <= set(sim.names(tag="tabular"))
     assert "pendulum" in sim.names(tag="continuous")
 
 
@@ -37,7 +40,7 @@ def test_registry_has_every_env_of_the_issue_on_its_backend():
 def test_tags_say_observation_and_action_kind(name):
     tags = set(sim.spec(name).tags)
     assert len(tags & {"state", "pixels"}) == 1 and len(tags & {"discrete", "continuous"}) == 1
-    assert tags & {"locomotion", "manipulation", "cart-pole"}
+    assert tags & {"locomotion", "manipulation", "cart-pole", "tabular"}
     info = sim.spec(name).info
     assert ("pixels" in tags) == (info.obs_dtype == "uint8")
     assert ("discrete" in tags) == info.discrete
