@@ -1,4 +1,4 @@
-"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration`: side-by-side benchmarks (benchmarks/)."""
+"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration|pretrain`: side-by-side benchmarks."""
 
 from __future__ import annotations
 
@@ -12,16 +12,20 @@ from kinema.output import err_console
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
-    b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep", "exploration"),
+    b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep", "exploration",
+                                     "pretrain"),
                    help="rl: "
-                   "SAC/TD3/DDPG/DQN/PPO beside Stable-Baselines3, time and steps to a target "
+                   "SAC/TD3/DDPG/DQN/PPO/A2C beside Stable-Baselines3 (TRPO: sb3-contrib), time "
+                   "and steps to a target "
                    "return; mbrl: PETS beside SAC (Kinema, SB3) and mbrl-lib's PETS, and the "
                    "exported planner's cost per step (tasks: pendulum, inverted-pendulum, "
                    "cartpole-swingup, planning); sim: env step rates, raw backends vs "
                    "sim.make, and vector-env scaling; deploy: inference (onnxruntime vs "
                    "torch), runner step, 500 Hz jitter, ROS 2 round trip; sweep: PPO runs "
                    "through kinema sweep (Ray Tune) vs the same runs in a row; exploration: "
-                   "PPO with and without RND on mountaincar, steps to the goal")
+                   "PPO with and without RND on mountaincar, steps to the goal; pretrain: "
+                   "SAC/TD3 --pretrain on "
+                   "demonstrations beside SAC from scratch and BC alone (pendulum)")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     b.add_argument("--libs", help="rl: kinema, sb3 (default both); mbrl: kinema, sb3, mbrl-lib "
@@ -79,6 +83,13 @@ def main(a: argparse.Namespace) -> None:
     seeds = names(a.seeds)
     if not all(s.lstrip("-").isdigit() for s in seeds):
         raise ValueError(f"--seeds {a.seeds!r} is not a comma-separated list of integers")
+    if a.name == "pretrain":
+        from benchmarks import pretrain
+
+        print(pretrain.report(pretrain.run(  # its budgets are fixed: 2k and 5k env steps
+            [int(s) for s in seeds], results=a.results or pretrain.RESULTS,
+            markdown=a.markdown, log=lambda m: err_console.print(m, markup=False))))
+        return
     if a.name == "exploration":
         from benchmarks import exploration
 

@@ -2,13 +2,16 @@
 
 SAC, TD3, DDPG, DQN and soft Q-learning. One iteration is `train_freq` vector-env steps, with
 `agent.explore(obs, step)` or, for the first `learning_starts` env steps, uniformly random
-actions; then `gradient_steps` calls of `agent.update(agent.replay.sample(batch_size))`. With
+actions (the agent's own, when it was pre-trained on demonstrations: `pretrain`); then
+`gradient_steps` calls of `agent.update(agent.replay.sample(batch_size))`. With
 prioritized replay (data.replay.PrioritizedReplayBuffer), each batch is drawn at the annealed
 importance exponent beta and its slots get the |TD errors| the update returns as priorities. An
 episode that ended stores its real final observation (info["final_obs"]) as next_obs:
 truncation bootstraps from it, termination does not. The replay buffer is training state, so
 it is checkpointed with the agent (bit-exact resume). A non-finite action means the networks
-diverged: Diverged names the loss term.
+diverged: Diverged names the loss term. An agent with a random-network-distillation bonus
+(`agent.rnd`, agents.model_free.rnd.RND) has every stored next observation fed to its running
+statistics (`RND.rewards`); the agent adds the bonus to its batches' rewards itself.
 """
 
 from __future__ import annotations
@@ -81,11 +84,14 @@ def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run
     if resume is not None:
         replay.load_state_dict(resume["replay"])
     loop = core.loop
+    # an agent pre-trained on demonstrations (SAC, TD3 --pretrain) warms up with its own policy
+    pretrained = bool(getattr(cfg, "pretrain", ""))
+    bonus = getattr(agent, "rnd", None)  # SAC, TD3 --rnd: random network distillation
 
     while loop.step < schedule.steps and loop.solved_at is None:
         for _ in range(cfg.train_freq):
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=dev)
-            if loop.step < cfg.learning_starts:
+            if loop.step < cfg.learning_starts and not pretrained:
                 action = uniform_actions(agent.info, N, dev)
             else:
                 action = agent.explore(obs_t, loop.step)
@@ -95,6 +101,8 @@ def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run
                 raise Diverged(f"the policy's action became non-finite at step {loop.step}; "
                                "the last good checkpoint is kept")
             obs, _ = step_and_store(envs, replay, core, obs_t, action, action_np)
+            if bonus is not None:  # RND's running statistics see every stored s'
+                bonus.rewards(replay.next_obs[(replay.pos - 1) % replay.rows].reshape(1, N, -1))
             loop.step += N
         if loop.step >= cfg.learning_starts and replay.can_sample():
             if isinstance(replay, PrioritizedReplayBuffer):

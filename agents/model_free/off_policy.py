@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from agents.model_free.rnd import RND
 from agents.runs.config import (
     available_memory,
     format_bytes,
@@ -82,13 +83,73 @@ class ActorCriticConfig(OffPolicyConfig):
     """Hidden activation: relu, tanh, elu or silu."""
     n_critics: int = 2
     """Critics in the ensemble; the target takes their minimum (clipped double Q; DDPG: 1)."""
+    pretrain: str = ""
+    """Dataset folder (kinema collect) of demonstrations to pre-train on and keep in the
+    replay, with a TD3+BC term in the actor loss (agents/model_free/pretrain.py; '': none)."""
+    pretrain_steps: int = 2_000
+    """Gradient steps of pre-training (BC of the actor, TD of the critics) on the demos."""
+    demo_ratio: float = 0.25
+    """Demonstrations added to every batch, as a fraction of batch_size."""
+    bc_weight: float = 1.0
+    """Weight of the BC term || pi(s) - a ||^2 on the demos in the actor loss."""
+    bc_alpha: float = 2.5
+    """TD3+BC's alpha: the RL term is scaled by lambda = alpha / mean |Q(s, pi(s))|."""
+    bc_decay_steps: int = 0
+    """Gradient steps over which bc_weight decays linearly to 0 (0: constant)."""
+    rnd: float = 0.0
+    """Random network distillation: the reward becomes r + rnd * r_i / std(R_i), the intrinsic
+    reward of agents/model_free/rnd.py (Burda et al. 2019); 0 turns RND off."""
+    rnd_int_gamma: float = 0.99
+    """Discount of the non-episodic intrinsic return R_i whose std scales r_i."""
+    rnd_update_proportion: float = 0.25
+    """Fraction of each batch the predictor f_hat is trained on (paper: 0.25)."""
+    rnd_hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the RND target f and predictor f_hat."""
+    rnd_features: int = 64
+    """Output features of f and f_hat."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "n_critics")
+        require(isinstance(self.pretrain, str), "pretrain", self.pretrain, "a dataset folder")
+        for name in ("pretrain_steps", "bc_decay_steps"):
+            v = getattr(self, name)
+            require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, v,
+                    "an integer >= 0")
+        require_number(self, "demo_ratio", low=0.0, high=1.0, low_open=True)
+        require_number(self, "bc_weight", low=0.0)
+        require_number(self, "bc_alpha", low=0.0, low_open=True)
+        require_number(self, "rnd", low=0.0)
+        require_number(self, "rnd_int_gamma", low=0.0, high=1.0)
+        require_number(self, "rnd_update_proportion", low=0.0, high=1.0, low_open=True)
+        require_sizes(self, "rnd_hidden", allow_empty=False)
+        require_positive(self, "rnd_features")
         require_number(self, "lr", low=0.0, low_open=True)
         require_number(self, "tau", low=0.0, high=1.0, low_open=True)
         require_sizes(self, "hidden")
+
+
+def new_bonus(cfg: ActorCriticConfig, info: EnvInfo, device: torch.device) -> RND | None:
+    """The RND bonus of `cfg` (None when rnd is 0, so a run without it draws the same numbers).
+
+    The off-policy loop feeds it every next observation it stores (`RND.rewards`: the running
+    observation and intrinsic-return statistics); the agent adds the bonus to the rewards of
+    each batch (`intrinsic_rewards`) and trains f_hat on the batch's next observations.
+    """
+    if cfg.rnd <= 0:
+        return None
+    return RND(info.obs_dim, cfg.num_envs, int_gamma=cfg.rnd_int_gamma,
+               update_proportion=cfg.rnd_update_proportion, lr=cfg.lr, hidden=cfg.rnd_hidden,
+               features=cfg.rnd_features, device=device)
+
+
+def intrinsic_rewards(bonus: RND, batch: dict[str, Tensor], coef: float) -> Tensor:
+    """r + coef * r_i(s') / std(R_i) for a replay batch: the novelty of its next observations
+    under the current predictor, scaled by the running std of the intrinsic return (Burda et
+    al. 2019, section 2.4), which the loop's `RND.rewards` keeps."""
+    stats = bonus.return_stats
+    std = (stats.var + stats.eps).sqrt().to(batch["rewards"].dtype)
+    return batch["rewards"] + coef * bonus.novelty(batch["next_obs"]) / std
 
 
 def twin_critics(cfg: ActorCriticConfig, info: EnvInfo, device: torch.device

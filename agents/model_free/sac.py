@@ -17,7 +17,13 @@ the same parameters: the three losses have disjoint parameters (the actor's loss
 critics' weights as constants, the temperature's loss sees log pi as a constant), so one
 backward pass and one fused Adam step do all three. With prioritized replay (`prioritized`,
 Schaul et al. 2016, arXiv:1511.05952) J_Q weights each sample by its importance weight, and
-the largest critic's |Q_i - y| becomes the sample's priority.
+the largest critic's |Q_i - y| becomes the sample's priority. With `pretrain` (a dataset of
+demonstrations, agents/model_free/pretrain.py) the actor is cloned and the critics TD-trained on
+the demonstrations before the first env step, the demonstrations join every batch, and J_pi
+becomes TD3+BC's lambda J_pi + w || tanh(mu(s)) - a ||^2 on them (Fujimoto & Gu 2021).
+With `rnd` > 0 (random network distillation, Burda et al. 2019, arXiv:1810.12894; CS285
+lecture 13) every batch's rewards become r + rnd * r_i(s') / std(R_i), and the predictor f_hat
+takes one step on the batch's next observations after each update.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.off_policy import TD_ERROR, train_off_policy
-from agents.model_free import off_policy
+from agents.model_free import off_policy, pretrain
 from agents.model_free.off_policy import (
     ActorCriticConfig,
     adam,
@@ -115,6 +121,10 @@ class SAC:
         params = [*self.actor.parameters(), *self.critic.parameters()]
         self.opt = adam(params + [self.log_alpha] if cfg.autotune else params, cfg.lr)
         self.replay = new_replay(cfg, info, device)
+        self.demos = pretrain.Demonstrations(cfg, info, device) if cfg.pretrain else None
+        self.rnd = off_policy.new_bonus(cfg, info, device)  # random network distillation
+        if self.rnd is not None:
+            self.rnd_opt = self.rnd.opt  # an attribute, so checkpoint checks see both optimizers
         self.updates = 0
         self._targets: list[Tensor] = list(self.critic_target.parameters())
         self._online: list[Tensor] = list(self.critic.parameters())
@@ -127,12 +137,20 @@ class SAC:
         return self.actor(obs) if deterministic else self.actor.sample(obs)[0]
 
     def explore(self, obs: Tensor, step: int) -> Tensor:
-        """A sample of pi(.|s): SAC explores through its own stochastic policy."""
+        """A sample of pi(.|s): SAC explores through its own stochastic policy (pre-trained on
+        the demonstrations first, with `pretrain`)."""
+        if self.demos is not None and not self.demos.pretrained:
+            self.demos.pretrain(self)
         return self.act(obs)
 
     # -- learning -------------------------------------------------------------------------------
-    def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """J_Q, J_pi and J(alpha) on one batch, each reaching only its own parameters."""
+    def losses(self, batch: dict[str, Tensor], demo: dict[str, Tensor] | None = None
+               ) -> dict[str, Tensor]:
+        """J_Q, J_pi and J(alpha) on one batch, each reaching only its own parameters; with a
+        demonstration batch, on both, and J_pi with TD3+BC's term on the demonstrations."""
+        n_online = batch["obs"].shape[0]
+        if demo is not None:
+            batch = pretrain.concat(batch, demo)
         obs, next_obs = batch["obs"], batch["next_obs"]
         B = obs.shape[0]
         alpha = self.log_alpha.detach().exp()
@@ -148,16 +166,30 @@ class SAC:
         q_pi = self.critic(obs, a_pi, detach_params=True)
         out = {"critic_loss": critic_loss(q, y, batch.get("weights")),
                "actor_loss": actor_loss(logp_pi, q_pi, alpha)}
+        if demo is not None:
+            pi_demo = self.actor(demo["obs"])  # tanh(mu(s)), the policy's deterministic action
+            out["actor_loss"] = pretrain.td3_bc_actor_loss(
+                out["actor_loss"], q_pi.min(0).values, pi_demo, demo["actions"],
+                pretrain.bc_weight_at(self.cfg, self.updates), self.cfg.bc_alpha)
+            out["bc_loss"] = pretrain.bc_loss(pi_demo, demo["actions"]).detach()
         if self.cfg.autotune:
             out["alpha_loss"] = temperature_loss(self.log_alpha, logp_pi, self.target_entropy)
         out |= {"alpha": alpha, "entropy": -logp_pi.detach().mean(), "q": q.detach().mean()}
         if "weights" in batch:  # prioritized replay: the new priorities
-            out[TD_ERROR] = priority_error(q, y)
+            out[TD_ERROR] = priority_error(q, y)[:n_online]
         return out
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One gradient step of critics, actor and temperature; terms as tensors (no sync)."""
-        terms = self.losses(batch)
+        demo = None
+        if self.demos is not None:
+            if not self.demos.pretrained:
+                self.demos.pretrain(self)
+            demo = self.demos.sample()
+        if self.rnd is not None:  # r + rnd * r_i / std(R_i) on the online transitions
+            batch = batch | {"rewards": off_policy.intrinsic_rewards(self.rnd, batch,
+                                                                     self.cfg.rnd)}
+        terms = self.losses(batch, demo)
         total = terms["critic_loss"] + terms["actor_loss"] + terms.get("alpha_loss", 0.0)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
@@ -165,14 +197,33 @@ class SAC:
         self.updates += 1
         if self.updates % self.cfg.target_update_interval == 0:
             polyak_update(self._targets, self._online, self.cfg.tau)
+        if self.rnd is not None:
+            terms["rnd_loss"] = self.rnd.step(self.rnd.inputs(batch["next_obs"]))
         return {k: v.detach() for k, v in terms.items()}
+
+    def pretrain_update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One pre-training step on demonstrations: || tanh(mu(s)) - a ||^2 for the actor and
+        J_Q for the critics (the temperature is left as it is), then the target update."""
+        bc = pretrain.bc_loss(self.actor(batch["obs"]), batch["actions"])
+        critic = self.losses(batch)["critic_loss"]
+        self.opt.zero_grad(set_to_none=True)
+        (critic + bc).backward()
+        self.opt.step()
+        polyak_update(self._targets, self._online, self.cfg.tau)
+        return {"critic_loss": critic.detach(), "bc_loss": bc.detach()}
 
     # -- state and export -----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "critic_target": self.critic_target.state_dict(),
-                "log_alpha": self.log_alpha.detach(), "updates": self.updates,
-                "optim": self.opt.state_dict()}
+        state = {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                 "critic_target": self.critic_target.state_dict(),
+                 "log_alpha": self.log_alpha.detach(), "updates": self.updates,
+                 "optim": self.opt.state_dict()}
+        if self.rnd is not None:  # two optimizers, filed as PPO files them
+            state |= {"rnd": self.rnd.state_dict(),
+                      "optim": {"agent": state["optim"], "rnd": self.rnd_opt.state_dict()}}
+        if self.demos is not None:
+            state["demos"] = self.demos.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])
@@ -181,7 +232,14 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.updates = int(state["updates"])
-        self.opt.load_state_dict(state["optim"])
+        if self.rnd is None:
+            self.opt.load_state_dict(state["optim"])
+        else:
+            self.opt.load_state_dict(state["optim"]["agent"])
+            self.rnd_opt.load_state_dict(state["optim"]["rnd"])
+            self.rnd.load_state_dict(state["rnd"])
+        if self.demos is not None:
+            self.demos.load_state_dict(state["demos"])
 
     def inference_module(self) -> nn.Module:
         """obs -> tanh(mu(s)) scaled to the robot's units, on CPU, for export."""
@@ -208,5 +266,6 @@ ALGORITHMS = (
         name="sac", config_cls=SACConfig, preset=preset, make_agent=SAC, loop=train_off_policy,
         actions=("continuous",), default_steps=off_policy.continuous_control_steps,
         description="Soft Actor-Critic (Haarnoja et al. 2018), off-policy, maximum entropy.",
+        check=pretrain.check,
     ),
 )

@@ -15,6 +15,13 @@ target_policy_noise=0 (as in Stable-Baselines3):
 Exploration adds Gaussian noise N(0, sigma^2) to mu(s) in the normalized action space [-1, 1].
 With prioritized replay (`prioritized`, Schaul et al. 2016, arXiv:1511.05952) J_Q weights each
 sample by its importance weight, and the largest critic's |Q_i - y| becomes its priority.
+With `pretrain` (a dataset of demonstrations, agents/model_free/pretrain.py) the actor is cloned
+and the critics TD-trained on the demonstrations before the first env step, the demonstrations
+join every batch, and J_mu becomes TD3+BC's (Fujimoto & Gu 2021, arXiv:2106.06860)
+-lambda Q_1(s, mu(s)) + w || mu(s) - a ||^2 on them, lambda = alpha / mean |Q_1|.
+With `rnd` > 0 (random network distillation, Burda et al. 2019, arXiv:1810.12894; CS285
+lecture 13) every batch's rewards become r + rnd * r_i(s') / std(R_i), and the predictor f_hat
+takes one step on the batch's next observations after each update.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.off_policy import TD_ERROR, train_off_policy
-from agents.model_free import off_policy
+from agents.model_free import off_policy, pretrain
 from agents.model_free.off_policy import (
     ActorCriticConfig,
     adam,
@@ -104,11 +111,16 @@ class TD3:
         # One optimizer: on critic-only steps the actor's grads are None and Adam skips them.
         self.opt = adam([*self.actor.parameters(), *self.critic.parameters()], cfg.lr)
         self.replay = new_replay(cfg, info, device)
+        self.demos = pretrain.Demonstrations(cfg, info, device) if cfg.pretrain else None
+        self.rnd = off_policy.new_bonus(cfg, info, device)  # random network distillation
+        if self.rnd is not None:
+            self.rnd_opt = self.rnd.opt  # an attribute, so checkpoint checks see both optimizers
         self.updates = 0
         self._targets: list[Tensor] = [*self.actor_target.parameters(),
                                        *self.critic_target.parameters()]
         self._online: list[Tensor] = [*self.actor.parameters(), *self.critic.parameters()]
         self._last_actor_loss = torch.zeros((), device=device)
+        self._last_bc_loss = torch.zeros((), device=device)
 
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -122,11 +134,20 @@ class TD3:
         return (a + self.cfg.exploration_noise * torch.randn_like(a)).clamp(-1.0, 1.0)
 
     def explore(self, obs: Tensor, step: int) -> Tensor:
+        """mu(s) plus exploration noise (pre-trained on the demonstrations first, with
+        `pretrain`)."""
+        if self.demos is not None and not self.demos.pretrained:
+            self.demos.pretrain(self)
         return self.act(obs)
 
     # -- learning -------------------------------------------------------------------------------
-    def losses(self, batch: dict[str, Tensor], *, with_actor: bool = True) -> dict[str, Tensor]:
-        """J_Q and (with_actor) J_mu on one batch, each reaching only its own parameters."""
+    def losses(self, batch: dict[str, Tensor], *, with_actor: bool = True,
+               demo: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """J_Q and (with_actor) J_mu on one batch, each reaching only its own parameters; with a
+        demonstration batch, on both, and J_mu with TD3+BC's term on the demonstrations."""
+        n_online = batch["obs"].shape[0]
+        if demo is not None:
+            batch = pretrain.concat(batch, demo)
         cfg, obs, next_obs = self.cfg, batch["obs"], batch["next_obs"]
         with torch.no_grad():
             next_a = self.actor_target(next_obs)
@@ -138,17 +159,32 @@ class TD3:
         q = self.critic(obs, batch["actions"])
         out = {"critic_loss": critic_loss(q, y, batch.get("weights"))}
         if "weights" in batch:  # prioritized replay: the new priorities
-            out[TD_ERROR] = priority_error(q, y)
+            out[TD_ERROR] = priority_error(q, y)[:n_online]
         if with_actor:
-            q1_pi = self.critic(obs, self.actor(obs), detach_params=True, member=0)
+            pi = self.actor(obs)
+            q1_pi = self.critic(obs, pi, detach_params=True, member=0)
             out["actor_loss"] = actor_loss(q1_pi)
+            if demo is not None:  # the demonstrations are the last rows of the batch
+                pi_demo = pi[n_online:]
+                out["actor_loss"] = pretrain.td3_bc_actor_loss(
+                    out["actor_loss"], q1_pi, pi_demo, demo["actions"],
+                    pretrain.bc_weight_at(cfg, self.updates), cfg.bc_alpha)
+                self._last_bc_loss = pretrain.bc_loss(pi_demo, demo["actions"]).detach()
         out["q"] = q.detach().mean()
         return out
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One critic step; every policy_delay steps also an actor step and the target update."""
         delayed = (self.updates + 1) % self.cfg.policy_delay == 0
-        terms = self.losses(batch, with_actor=delayed)
+        demo = None
+        if self.demos is not None:
+            if not self.demos.pretrained:
+                self.demos.pretrain(self)
+            demo = self.demos.sample()
+        if self.rnd is not None:  # r + rnd * r_i / std(R_i) on the online transitions
+            batch = batch | {"rewards": off_policy.intrinsic_rewards(self.rnd, batch,
+                                                                     self.cfg.rnd)}
+        terms = self.losses(batch, with_actor=delayed, demo=demo)
         total = terms["critic_loss"] + terms["actor_loss"] if delayed else terms["critic_loss"]
         self.opt.zero_grad(set_to_none=True)
         total.backward()
@@ -158,21 +194,50 @@ class TD3:
             polyak_update(self._targets, self._online, self.cfg.tau)
             self._last_actor_loss = terms["actor_loss"].detach()
         terms["actor_loss"] = self._last_actor_loss
+        if demo is not None:
+            terms["bc_loss"] = self._last_bc_loss
+        if self.rnd is not None:
+            terms["rnd_loss"] = self.rnd.step(self.rnd.inputs(batch["next_obs"]))
         return {k: v.detach() for k, v in terms.items()}
+
+    def pretrain_update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One pre-training step on demonstrations: || mu(s) - a ||^2 for the actor and J_Q for
+        the critics, then the target update of both."""
+        bc = pretrain.bc_loss(self.actor(batch["obs"]), batch["actions"])
+        critic = self.losses(batch, with_actor=False)["critic_loss"]
+        self.opt.zero_grad(set_to_none=True)
+        (critic + bc).backward()
+        self.opt.step()
+        polyak_update(self._targets, self._online, self.cfg.tau)
+        return {"critic_loss": critic.detach(), "bc_loss": bc.detach()}
 
     # -- state and export -----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "actor_target": self.actor_target.state_dict(),
-                "critic_target": self.critic_target.state_dict(), "updates": self.updates,
-                "last_actor_loss": self._last_actor_loss, "optim": self.opt.state_dict()}
+        state = {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                 "actor_target": self.actor_target.state_dict(),
+                 "critic_target": self.critic_target.state_dict(), "updates": self.updates,
+                 "last_actor_loss": self._last_actor_loss, "optim": self.opt.state_dict()}
+        if self.rnd is not None:  # two optimizers, filed as PPO files them
+            state |= {"rnd": self.rnd.state_dict(),
+                      "optim": {"agent": state["optim"], "rnd": self.rnd_opt.state_dict()}}
+        if self.demos is not None:
+            state["demos"] = self.demos.state_dict() | {"last_bc_loss": self._last_bc_loss}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])
         self._last_actor_loss = state["last_actor_loss"].to(self.device)
-        self.opt.load_state_dict(state["optim"])
+        if self.rnd is None:
+            self.opt.load_state_dict(state["optim"])
+        else:
+            self.opt.load_state_dict(state["optim"]["agent"])
+            self.rnd_opt.load_state_dict(state["optim"]["rnd"])
+            self.rnd.load_state_dict(state["rnd"])
+        if self.demos is not None:
+            self.demos.load_state_dict(state["demos"])
+            self._last_bc_loss = state["demos"]["last_bc_loss"].to(self.device)
 
     def inference_module(self) -> nn.Module:
         """obs -> mu(s) scaled to the robot's units, on CPU, for export."""
@@ -207,6 +272,7 @@ ALGORITHMS = (
         name="td3", config_cls=TD3Config, preset=preset, make_agent=TD3, loop=train_off_policy,
         actions=("continuous",), default_steps=off_policy.continuous_control_steps,
         description="Twin Delayed DDPG (Fujimoto et al. 2018), off-policy, deterministic.",
+        check=pretrain.check,
     ),
     Algorithm(
         name="ddpg", config_cls=TD3Config, preset=ddpg_preset, make_agent=TD3,
@@ -214,5 +280,6 @@ ALGORITHMS = (
         default_steps=off_policy.continuous_control_steps,
         description="Deep Deterministic Policy Gradient (Lillicrap et al. 2016): TD3's preset "
                     "with one critic, no delay, no target smoothing.",
+        check=pretrain.check,
     ),
 )
