@@ -1,4 +1,4 @@
-"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration|pretrain`: side-by-side benchmarks."""
+"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration|irl`: side-by-side benchmarks."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from kinema.output import err_console
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
     b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep", "exploration",
-                                     "pretrain"),
+                                     "irl", "pretrain"),
                    help="rl: "
-                   "SAC/TD3/DDPG/DQN/PPO/A2C beside Stable-Baselines3 (TRPO: sb3-contrib), time "
-                   "and steps to a target "
+                   "SAC/TD3/DDPG/DQN/PPO beside Stable-Baselines3, time and steps to a target "
                    "return; mbrl: PETS beside SAC (Kinema, SB3) and mbrl-lib's PETS, and the "
                    "exported planner's cost per step (tasks: pendulum, inverted-pendulum, "
                    "cartpole-swingup, planning); sim: env step rates, raw backends vs "
                    "sim.make, and vector-env scaling; deploy: inference (onnxruntime vs "
                    "torch), runner step, 500 Hz jitter, ROS 2 round trip; sweep: PPO runs "
                    "through kinema sweep (Ray Tune) vs the same runs in a row; exploration: "
-                   "PPO with and without RND on mountaincar, steps to the goal; pretrain: "
-                   "SAC/TD3 --pretrain on "
+                   "PPO with and without RND on mountaincar, steps to the goal; irl: GAIL and AIRL "
+                   "beside imitation (its own venv), expert-normalized scores (tasks: cartpole, "
+                   "pendulum; --libs kinema, imitation); pretrain: SAC/TD3 --pretrain on "
                    "demonstrations beside SAC from scratch and BC alone (pendulum)")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
@@ -95,6 +95,14 @@ def main(a: argparse.Namespace) -> None:
 
         print(exploration.report(exploration.run(
             [int(s) for s in seeds], steps=a.steps, results=a.results or exploration.RESULTS,
+            markdown=a.markdown, log=lambda m: err_console.print(m, markup=False))))
+        return
+    if a.name == "irl":
+        from benchmarks import irl
+
+        print(irl.report(irl.run(
+            names(a.tasks) if a.tasks else list(irl.TASKS), [int(s) for s in seeds],
+            names(a.libs or ",".join(irl.LIBS)), results=a.results or irl.RESULTS,
             markdown=a.markdown, log=lambda m: err_console.print(m, markup=False))))
         return
     if a.name == "mbrl":

@@ -19,15 +19,13 @@ return.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical
 
-from agents.classic.reinforce import export_module, policy_gradient_loss, value_regression_loss
+from agents.classic.reinforce import policy_gradient_loss, value_regression_loss
 from agents.loops.on_policy import train_on_policy
+from agents.model_free.on_policy import ActorCriticActing, export_module
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
@@ -85,7 +83,7 @@ class A2CConfig:
         require_sizes(self, "hidden")
 
 
-class A2C:
+class A2C(ActorCriticActing):
     """A2C agent: act, one combined update per rollout, save/load, export."""
 
     def __init__(self, cfg: A2CConfig, info: EnvInfo, device: torch.device) -> None:
@@ -103,36 +101,6 @@ class A2C:
                                     discrete=info.discrete, device=device)
 
     # -- acting ---------------------------------------------------------------------------------
-    def normalize(self, obs: Tensor, *, update: bool = False) -> Tensor:
-        """Observation as the networks see it; `update` folds it into the running statistics."""
-        if not self.cfg.norm_obs:
-            return obs
-        if update:
-            self.net.obs_norm.update(obs)
-        return self.net.obs_norm(obs)
-
-    @torch.no_grad()
-    def explore(self, obs_n: Tensor) -> tuple[Tensor, Tensor]:
-        """Sample a ~ pi(.|s) for normalized obs; returns (action, log pi(a|s))."""
-        d = self.net.dist(obs_n)
-        a = d.sample()
-        return a, d.log_prob(a)
-
-    @torch.no_grad()
-    def value(self, obs_n: Tensor) -> Tensor:
-        return self.net.value(obs_n)
-
-    @torch.no_grad()
-    def act(self, obs: Tensor | np.ndarray, *, deterministic: bool = False) -> Tensor:
-        """Actions in the env's units ([-1, 1] for continuous) for raw observations [B, obs_dim]."""
-        obs_n = self.normalize(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        d = self.net.dist(obs_n)
-        if not deterministic:
-            return d.sample()
-        if self.info.discrete:
-            return cast(Categorical, d).probs.argmax(-1)
-        return d.mean.clamp(-1.0, 1.0)
-
     def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
         return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
 

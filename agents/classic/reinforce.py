@@ -26,20 +26,17 @@ policy that collected the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical
 
 from agents.loops.on_policy import train_on_policy
+from agents.model_free.on_policy import ActorCriticActing, export_module
 from agents.protocol import Algorithm
 from agents.runs.config import require, require_number, require_positive, require_sizes
 from data.returns import gae
 from data.rollout import RolloutBuffer
 from models.actors import ActorCritic
-from models.export_heads import ArgmaxActionHead, ScaledActionHead
 from sim.registry import EnvInfo
 
 BASELINES = ("none", "average", "learned")
@@ -103,7 +100,7 @@ def reward_to_go(buffer: RolloutBuffer, gamma: float) -> tuple[Tensor, Tensor]:
     return gae(b.rewards, b.values, b.next_values, b.terminated, b.ended, gamma=gamma, lam=1.0)
 
 
-class REINFORCE:
+class REINFORCE(ActorCriticActing):
     """REINFORCE agent: act, one policy gradient step per rollout, save/load, export."""
 
     def __init__(self, cfg: REINFORCEConfig, info: EnvInfo, device: torch.device) -> None:
@@ -127,38 +124,12 @@ class REINFORCE:
         return self.cfg.baseline == "learned"
 
     # -- acting ---------------------------------------------------------------------------------
-    def normalize(self, obs: Tensor, *, update: bool = False) -> Tensor:
-        """Observation as the networks see it; `update` folds it into the running statistics."""
-        if not self.cfg.norm_obs:
-            return obs
-        if update:
-            self.net.obs_norm.update(obs)
-        return self.net.obs_norm(obs)
-
-    @torch.no_grad()
-    def explore(self, obs_n: Tensor) -> tuple[Tensor, Tensor]:
-        """Sample a ~ pi(.|s) for normalized obs; returns (action, log pi(a|s))."""
-        d = self.net.dist(obs_n)
-        a = d.sample()
-        return a, d.log_prob(a)
-
     @torch.no_grad()
     def value(self, obs_n: Tensor) -> Tensor:
         """The baseline's V(s) [B]: the value net when learned, else 0 (no bootstrap)."""
         if self.learned_baseline:
             return self.net.value(obs_n)
         return torch.zeros(obs_n.shape[0], device=obs_n.device)
-
-    @torch.no_grad()
-    def act(self, obs: Tensor | np.ndarray, *, deterministic: bool = False) -> Tensor:
-        """Actions in the env's units ([-1, 1] for continuous) for raw observations [B, obs_dim]."""
-        obs_n = self.normalize(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        d = self.net.dist(obs_n)
-        if not deterministic:
-            return d.sample()
-        if self.info.discrete:
-            return cast(Categorical, d).probs.argmax(-1)
-        return d.mean.clamp(-1.0, 1.0)
 
     def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
         return reward
@@ -218,16 +189,6 @@ class REINFORCE:
     def inference_module(self) -> nn.Module:
         """obs (robot units) -> deterministic action (robot units), on CPU, for export."""
         return export_module(self.net, self.info, self.cfg.norm_obs)
-
-
-def export_module(net: ActorCritic, info: EnvInfo, norm_obs: bool) -> nn.Module:
-    """The actor of an ActorCritic as an export head: argmax of the logits, or the clipped
-    Gaussian mean scaled to the robot's bounds; the normalizer in the graph when used."""
-    norm = net.obs_norm if norm_obs else None
-    if info.discrete:
-        return ArgmaxActionHead(norm, net.actor).cpu().eval()
-    low, high = torch.tensor(info.action_low), torch.tensor(info.action_high)
-    return ScaledActionHead(norm, net.actor, low, high).cpu().eval()
 
 
 def preset(env: str) -> REINFORCEConfig:

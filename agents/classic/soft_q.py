@@ -27,15 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from agents.loops.off_policy import TD_ERROR, train_off_policy
-from agents.model_free.dqn import td_loss
-from agents.model_free.off_policy import OffPolicyConfig, adam, new_replay, polyak_update
+from agents.loops.off_policy import train_off_policy
+from agents.model_free.dqn import QLearner
+from agents.model_free.off_policy import OffPolicyConfig, adam, new_replay
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from models.critics import QNetwork
-from models.export_heads import ArgmaxActionHead
 from sim.registry import EnvInfo
 
 
@@ -99,7 +98,7 @@ def policy_entropy(q: Tensor, alpha: float) -> Tensor:
     return -(logp.exp() * logp).sum(-1).mean()
 
 
-class SoftQ:
+class SoftQ(QLearner):
     """Soft Q-learning agent: explore with pi = softmax(Q / alpha), learn the soft backup from
     replay, save/load, export the greedy policy."""
 
@@ -141,35 +140,9 @@ class SoftQ:
                               self.q_target(batch["next_obs"]), cfg.alpha)
         q = self.q_net(batch["obs"])  # [B, A]
         q_sa = q.gather(-1, batch["actions"][:, None]).squeeze(-1)
-        loss = td_loss(q_sa, y, batch.get("weights"))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self._online, cfg.max_grad_norm, foreach=True)
-        self.opt.step()
-        self.updates += 1
-        if self.updates % cfg.target_update_interval == 0:
-            polyak_update(self._targets, self._online, cfg.tau)
-        q = q.detach()
-        out = {"loss": loss.detach(), "q": q_sa.detach().mean(),
-               "entropy": policy_entropy(q, cfg.alpha)}
-        if "weights" in batch:  # prioritized replay: the new priorities
-            out[TD_ERROR] = (q_sa.detach() - y).abs()
+        out = self.td_step(q_sa, y, batch)
+        out["entropy"] = policy_entropy(q.detach(), cfg.alpha)
         return out
-
-    # -- state and export -----------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"q_net": self.q_net.state_dict(), "q_target": self.q_target.state_dict(),
-                "updates": self.updates, "optim": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.q_net.load_state_dict(state["q_net"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.updates = int(state["updates"])
-        self.opt.load_state_dict(state["optim"])
-
-    def inference_module(self) -> nn.Module:
-        """obs -> greedy action index argmax_a Q(s, a) as float [B, 1], on CPU, for export."""
-        return ArgmaxActionHead(None, self.q_net).cpu().eval()
 
 
 def preset(env: str) -> SoftQConfig:

@@ -20,22 +20,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, kl_divergence
+from torch.distributions import Distribution, kl_divergence
 from torch.nn.utils import parameters_to_vector as flat
 
 from agents.loops.on_policy import train_on_policy
+from agents.model_free.on_policy import ActorCriticActing, export_module
 from agents.model_free.ppo import value_loss
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
 from data.rollout import RolloutBuffer
 from models.actors import ActorCritic
-from models.export_heads import ArgmaxActionHead, ScaledActionHead
 from models.normalizer import RewardScaler
 from sim.registry import EnvInfo
 
@@ -150,7 +148,7 @@ def line_search(
     return None, backtrack_iters, kl, improvement
 
 
-class TRPO:
+class TRPO(ActorCriticActing):
     """TRPO agent: act, a trust-region step from a rollout, save/load, export."""
 
     def __init__(self, cfg: TRPOConfig, info: EnvInfo, device: torch.device) -> None:
@@ -173,36 +171,6 @@ class TRPO:
                                     discrete=info.discrete, device=device)
 
     # -- acting ---------------------------------------------------------------------------------
-    def normalize(self, obs: Tensor, *, update: bool = False) -> Tensor:
-        """Observation as the networks see it; `update` folds it into the running statistics."""
-        if not self.cfg.norm_obs:
-            return obs
-        if update:
-            self.net.obs_norm.update(obs)
-        return self.net.obs_norm(obs)
-
-    @torch.no_grad()
-    def explore(self, obs_n: Tensor) -> tuple[Tensor, Tensor]:
-        """Sample a ~ pi(.|s) for normalized obs; returns (action, log pi(a|s))."""
-        d = self.net.dist(obs_n)
-        a = d.sample()
-        return a, d.log_prob(a)
-
-    @torch.no_grad()
-    def value(self, obs_n: Tensor) -> Tensor:
-        return self.net.value(obs_n)
-
-    @torch.no_grad()
-    def act(self, obs: Tensor | np.ndarray, *, deterministic: bool = False) -> Tensor:
-        """Actions in the env's units ([-1, 1] for continuous) for raw observations [B, obs_dim]."""
-        obs_n = self.normalize(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        d = self.net.dist(obs_n)
-        if not deterministic:
-            return d.sample()
-        if self.info.discrete:
-            return cast(Categorical, d).probs.argmax(-1)
-        return d.mean.clamp(-1.0, 1.0)
-
     def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
         return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
 
@@ -322,12 +290,7 @@ class TRPO:
 
     def inference_module(self) -> nn.Module:
         """obs (robot units) -> deterministic action (robot units), on CPU, for export."""
-        norm = self.net.obs_norm if self.cfg.norm_obs else None
-        if self.info.discrete:
-            return ArgmaxActionHead(norm, self.net.actor).cpu().eval()
-        low = torch.tensor(self.info.action_low)
-        high = torch.tensor(self.info.action_high)
-        return ScaledActionHead(norm, self.net.actor, low, high).cpu().eval()
+        return export_module(self.net, self.info, self.cfg.norm_obs)
 
 
 def preset(env: str) -> TRPOConfig:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,7 +105,53 @@ def td_loss(q_sa: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
     return (weights * F.smooth_l1_loss(q_sa, y, reduction="none")).mean()
 
 
-class DQN:
+class QLearner:
+    """What DQN and soft Q-learning share: the gradient step of Q(s, a) toward a target y with
+    the target network's update, and the state and export of a Q-network (the greedy policy).
+    An agent using it has cfg (max_grad_norm, target_update_interval, tau), q_net, q_target,
+    opt, updates, _online and _targets."""
+
+    cfg: Any
+    q_net: QNetwork
+    q_target: QNetwork
+    opt: torch.optim.Optimizer
+    updates: int
+    _online: list[Tensor]
+    _targets: list[Tensor]
+
+    def td_step(self, q_sa: Tensor, y: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One gradient step on the Huber loss of Q(s, a) [B] to y [B] (importance-weighted
+        under prioritized replay); every target_update_interval steps, the target net."""
+        cfg = self.cfg
+        loss = td_loss(q_sa, y, batch.get("weights"))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self._online, cfg.max_grad_norm, foreach=True)
+        self.opt.step()
+        self.updates += 1
+        if self.updates % cfg.target_update_interval == 0:
+            polyak_update(self._targets, self._online, cfg.tau)
+        out = {"loss": loss.detach(), "q": q_sa.detach().mean()}
+        if "weights" in batch:  # prioritized replay: the new priorities
+            out[TD_ERROR] = (q_sa.detach() - y).abs()
+        return out
+
+    def state_dict(self) -> dict:
+        return {"q_net": self.q_net.state_dict(), "q_target": self.q_target.state_dict(),
+                "updates": self.updates, "optim": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q_net.load_state_dict(state["q_net"])
+        self.q_target.load_state_dict(state["q_target"])
+        self.updates = int(state["updates"])
+        self.opt.load_state_dict(state["optim"])
+
+    def inference_module(self) -> nn.Module:
+        """obs -> greedy action index argmax_a Q(s, a) as float [B, 1], on CPU, for export."""
+        return ArgmaxActionHead(None, self.q_net).cpu().eval()
+
+
+class DQN(QLearner):
     """DQN agent: act epsilon-greedily, learn from replay batches, save/load, export."""
 
     def __init__(self, cfg: DQNConfig, info: EnvInfo, device: torch.device) -> None:
@@ -148,33 +195,7 @@ class DQN:
             y = q_target(batch["rewards"], batch["terminated"], batch["discount"],
                          self.q_target(next_obs), self.q_net(next_obs) if cfg.double else None)
         q_sa = self.q_net(batch["obs"]).gather(-1, batch["actions"][:, None]).squeeze(-1)
-        loss = td_loss(q_sa, y, batch.get("weights"))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self._online, cfg.max_grad_norm, foreach=True)
-        self.opt.step()
-        self.updates += 1
-        if self.updates % cfg.target_update_interval == 0:
-            polyak_update(self._targets, self._online, cfg.tau)
-        out = {"loss": loss.detach(), "q": q_sa.detach().mean()}
-        if "weights" in batch:  # prioritized replay: the new priorities
-            out[TD_ERROR] = (q_sa.detach() - y).abs()
-        return out
-
-    # -- state and export -----------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"q_net": self.q_net.state_dict(), "q_target": self.q_target.state_dict(),
-                "updates": self.updates, "optim": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.q_net.load_state_dict(state["q_net"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.updates = int(state["updates"])
-        self.opt.load_state_dict(state["optim"])
-
-    def inference_module(self) -> nn.Module:
-        """obs -> greedy action index as float [B, 1], on CPU, for export."""
-        return ArgmaxActionHead(None, self.q_net).cpu().eval()
+        return self.td_step(q_sa, y, batch)
 
 
 def preset(env: str) -> DQNConfig:

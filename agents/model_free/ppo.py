@@ -27,14 +27,12 @@ import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical
 
 from agents.loops.on_policy import train_on_policy
+from agents.model_free.on_policy import ActorCriticActing
 from agents.model_free.rnd import RND, combined_advantage
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
@@ -154,7 +152,7 @@ def approx_kl(logp: Tensor, logp_old: Tensor) -> Tensor:
     return (log_ratio.exp() - 1.0 - log_ratio).mean()
 
 
-class PPO:
+class PPO(ActorCriticActing):
     """PPO agent: act, learn from a rollout, save/load, export."""
 
     def __init__(self, cfg: PPOConfig, info: EnvInfo, device: torch.device) -> None:
@@ -186,36 +184,6 @@ class PPO:
                                     discrete=info.discrete, device=device)
 
     # -- acting ---------------------------------------------------------------------------------
-    def normalize(self, obs: Tensor, *, update: bool = False) -> Tensor:
-        """Observation as the networks see it; `update` folds it into the running statistics."""
-        if not self.cfg.norm_obs:
-            return obs
-        if update:
-            self.net.obs_norm.update(obs)
-        return self.net.obs_norm(obs)
-
-    @torch.no_grad()
-    def explore(self, obs_n: Tensor) -> tuple[Tensor, Tensor]:
-        """Sample a ~ pi(.|s) for normalized obs; returns (action, log pi(a|s))."""
-        d = self.net.dist(obs_n)
-        a = d.sample()
-        return a, d.log_prob(a)
-
-    @torch.no_grad()
-    def value(self, obs_n: Tensor) -> Tensor:
-        return self.net.value(obs_n)
-
-    @torch.no_grad()
-    def act(self, obs: Tensor | np.ndarray, *, deterministic: bool = False) -> Tensor:
-        """Actions in the env's units ([-1, 1] for continuous) for raw observations [B, obs_dim]."""
-        obs_n = self.normalize(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        d = self.net.dist(obs_n)
-        if not deterministic:
-            return d.sample()
-        if self.info.discrete:
-            return cast(Categorical, d).probs.argmax(-1)
-        return d.mean.clamp(-1.0, 1.0)
-
     def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
         return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
 
