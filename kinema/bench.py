@@ -1,4 +1,4 @@
-"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration|irl`: side-by-side benchmarks."""
+"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration|irl|pretrain`: side-by-side benchmarks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep", "exploration",
                                      "irl", "pretrain"),
                    help="rl: "
-                   "SAC/TD3/DDPG/DQN/PPO beside Stable-Baselines3, time and steps to a target "
+                   "SAC/TD3/DDPG/DQN/PPO/A2C beside Stable-Baselines3 (TRPO: sb3-contrib), time "
+                   "and steps to a target "
                    "return; mbrl: PETS beside SAC (Kinema, SB3) and mbrl-lib's PETS, and the "
                    "exported planner's cost per step (tasks: pendulum, inverted-pendulum, "
                    "cartpole-swingup, planning); sim: env step rates, raw backends vs "

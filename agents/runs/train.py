@@ -33,8 +33,9 @@ OnProgress = Callable[[Progress], None] | None
 
 
 STOP_REASONS = ("budget", "target_return", "converged", "early_stopping", "expert_quit")
-"""Why training stopped: the step budget was spent, an evaluation reached --target-return,
-early stopping on the validation loss ended it (BC), or the expert quit (DAgger, teleop)."""
+"""Why training stopped: the step budget was spent, an evaluation reached --target-return, the
+stopping rule of a tabular planner or MaxEnt IRL was met (converged), early stopping on the
+validation loss ended it (BC), or the expert quit (DAgger, teleop)."""
 
 
 @dataclass
