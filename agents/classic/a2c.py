@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from agents.classic.reinforce import policy_gradient_loss, value_regression_loss
 from agents.loops.on_policy import train_on_policy
-from agents.model_free.on_policy import ActorCriticActing, export_module
+from agents.model_free.on_policy import ActorCriticActing
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
@@ -100,10 +100,6 @@ class A2C(ActorCriticActing):
                                     () if info.discrete else (info.act_dim,),
                                     discrete=info.discrete, device=device)
 
-    # -- acting ---------------------------------------------------------------------------------
-    def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
-        return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
-
     # -- learning -------------------------------------------------------------------------------
     def set_lr_fraction(self, frac: float) -> None:
         """Linear annealing: lr = frac * cfg.lr (with anneal_lr; else lr stays cfg.lr)."""
@@ -140,20 +136,6 @@ class A2C(ActorCriticActing):
         return self.update({"obs": b.obs.reshape(n, -1),
                             "actions": b.actions.reshape(n, *b.actions.shape[2:]),
                             "advantages": adv.reshape(n), "returns": returns.reshape(n)})
-
-    # -- state and export -----------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "reward_scaler": self.reward_scaler.state_dict(),
-                "optim": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.opt.load_state_dict(state["optim"])
-
-    def inference_module(self) -> nn.Module:
-        """obs (robot units) -> deterministic action (robot units), on CPU, for export."""
-        return export_module(self.net, self.info, self.cfg.norm_obs)
 
 
 def preset(env: str) -> A2CConfig:

@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from agents.loops.on_policy import train_on_policy
-from agents.model_free.on_policy import ActorCriticActing, export_module
+from agents.model_free.on_policy import ActorCriticActing
 from agents.protocol import Algorithm
 from agents.runs.config import require, require_number, require_positive, require_sizes
 from data.returns import gae
@@ -186,9 +186,6 @@ class REINFORCE(ActorCriticActing):
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["optim"])
 
-    def inference_module(self) -> nn.Module:
-        """obs (robot units) -> deterministic action (robot units), on CPU, for export."""
-        return export_module(self.net, self.info, self.cfg.norm_obs)
 
 
 def preset(env: str) -> REINFORCEConfig:

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import Distribution, kl_divergence
 from torch.nn.utils import parameters_to_vector as flat
 
 from agents.loops.on_policy import train_on_policy
-from agents.model_free.on_policy import ActorCriticActing, export_module
+from agents.model_free.on_policy import ActorCriticActing
 from agents.model_free.ppo import value_loss
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
@@ -170,14 +170,10 @@ class TRPO(ActorCriticActing):
                                     () if info.discrete else (act_dim,),
                                     discrete=info.discrete, device=device)
 
-    # -- acting ---------------------------------------------------------------------------------
-    def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
-        return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
-
+    # -- learning -------------------------------------------------------------------------------
     def set_lr_fraction(self, frac: float) -> None:
         """No annealing: the trust region sets the policy's step, the critic's rate is fixed."""
 
-    # -- learning -------------------------------------------------------------------------------
     @torch.no_grad()
     def set_theta(self, theta: Tensor) -> None:
         """Write the flat parameter vector theta into the policy's parameters (copied, where
@@ -277,20 +273,6 @@ class TRPO(ActorCriticActing):
         var_y = returns.var()
         out["explained_variance"] = 1.0 - (returns - b.values).var() / var_y.clamp_min(1e-8)
         return out
-
-    # -- state and export -----------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "reward_scaler": self.reward_scaler.state_dict(),
-                "optim": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.opt.load_state_dict(state["optim"])
-
-    def inference_module(self) -> nn.Module:
-        """obs (robot units) -> deterministic action (robot units), on CPU, for export."""
-        return export_module(self.net, self.info, self.cfg.norm_obs)
 
 
 def preset(env: str) -> TRPOConfig:

@@ -243,3 +243,43 @@ def skip_executed(warm: Tensor, k: int) -> Tensor:
     """The warm start (already shifted by one step) for a plan whose first k steps will be
     executed open loop: shifted k - 1 steps more, padded with 0."""
     return torch.cat([warm[:, k - 1:], torch.zeros_like(warm[:, :k - 1])], 1)
+
+
+class Plans:
+    """Per-env planning state of an agent: the warm start, the plan being executed and the step
+    within it (-1: plan now). With replan_every k, a plan's first k actions are executed open
+    loop; k = 1 is MPC. ExportedMPC keeps the same state in its graph."""
+
+    def __init__(self, batch: int, horizon: int, act_dim: int, device: torch.device) -> None:
+        self.warm = torch.zeros(batch, horizon, act_dim, device=device)
+        self.actions = torch.zeros(batch, horizon, act_dim, device=device)
+        self.t = torch.full((batch,), -1, dtype=torch.long, device=device)
+
+    def reset(self, mask: Tensor | None = None) -> None:
+        """Episode start for the envs in `mask` (all when None)."""
+        if mask is None:
+            mask = torch.ones_like(self.t, dtype=torch.bool)
+        self.warm[mask] = 0.0
+        self.t[mask] = -1
+
+    def start(self, due: Tensor, warm: Tensor, chosen: Tensor, k: int) -> None:
+        """The envs in `due` [B] begin executing `chosen` [B, H, A]; their next warm start is
+        `warm` (the planner's, shifted by one) shifted past the k steps the plan covers."""
+        warm = skip_executed(warm, k)
+        self.warm = torch.where(due[:, None, None], warm, self.warm)
+        self.actions = torch.where(due[:, None, None], chosen, self.actions)
+        self.t = torch.where(due, 0, self.t)
+
+    def next_action(self, k: int) -> Tensor:
+        """Each env's current action [B, A]; a plan used up after k steps is due again."""
+        action = self.actions[torch.arange(self.t.shape[0], device=self.t.device), self.t]
+        self.t = self.t + 1
+        self.t = torch.where(self.t >= k, -1, self.t)
+        return action
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"warm": self.warm, "actions": self.actions, "t": self.t}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        for k in ("warm", "actions", "t"):
+            getattr(self, k).copy_(state[k])

@@ -42,7 +42,7 @@ from agents.model_based.mpc import (
     ExportedMPC,
     MPCController,
     MPCSettings,
-    skip_executed,
+    Plans,
 )
 from agents.model_based.rewards import known_reward, names_with_reward
 from agents.protocol import Algorithm
@@ -158,29 +158,6 @@ class PETSConfig:
                            particles=self.particles, propagation=self.propagation)
 
 
-class _Plans:
-    """Per-env planning state: the warm start, the plan being executed and its position."""
-
-    def __init__(self, batch: int, horizon: int, act_dim: int, device: torch.device) -> None:
-        self.warm = torch.zeros(batch, horizon, act_dim, device=device)
-        self.actions = torch.zeros(batch, horizon, act_dim, device=device)
-        self.t = torch.full((batch,), -1, dtype=torch.long, device=device)  # -1: plan now
-
-    def reset(self, mask: Tensor | None = None) -> None:
-        """Episode start for the envs in `mask` (all when None)."""
-        if mask is None:
-            mask = torch.ones_like(self.t, dtype=torch.bool)
-        self.warm[mask] = 0.0
-        self.t[mask] = -1
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"warm": self.warm, "actions": self.actions, "t": self.t}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        for k in ("warm", "actions", "t"):
-            getattr(self, k).copy_(state[k])
-
-
 class PETS:
     """A dynamics ensemble, a reward, and the MPC controller planning through them."""
 
@@ -201,8 +178,8 @@ class PETS:
         self.fits = 0
         self.plan_s = 0.0  # wall time spent planning (the loop reports ms per step)
         self.plans = 0
-        self._train = _Plans(cfg.num_envs, cfg.horizon, info.act_dim, device)
-        self._eval: _Plans | None = None
+        self._train = Plans(cfg.num_envs, cfg.horizon, info.act_dim, device)
+        self._eval: Plans | None = None
         self._eval_gen = torch.Generator(device=device)
 
     # -- acting -------------------------------------------------------------------------------
@@ -218,10 +195,10 @@ class PETS:
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         B = obs.shape[0]
         if not deterministic:
-            return self._act(obs, _Plans(B, self.cfg.horizon, self.info.act_dim, self.device),
+            return self._act(obs, Plans(B, self.cfg.horizon, self.info.act_dim, self.device),
                              None)
         if self._eval is None or self._eval.warm.shape[0] != B:
-            self._eval = _Plans(B, self.cfg.horizon, self.info.act_dim, self.device)
+            self._eval = Plans(B, self.cfg.horizon, self.info.act_dim, self.device)
         return self._act(obs, self._eval, self._eval_gen)
 
     @torch.no_grad()
@@ -244,22 +221,16 @@ class PETS:
         if ended.any():
             self._train.reset(torch.as_tensor(ended, device=self.device))
 
-    def _act(self, obs: Tensor, plans: _Plans, generator: torch.Generator | None) -> Tensor:
+    def _act(self, obs: Tensor, plans: Plans, generator: torch.Generator | None) -> Tensor:
         due = plans.t < 0
         if bool(due.any()):
             t0 = time.perf_counter()
             noise = self.controller.draw_noise(obs.shape[0], generator, self.device)
             _, warm, chosen = self.controller(obs, plans.warm, **noise)
-            warm = skip_executed(warm, self.cfg.replan_every)  # an open-loop plan
-            plans.warm = torch.where(due[:, None, None], warm, plans.warm)
-            plans.actions = torch.where(due[:, None, None], chosen, plans.actions)
-            plans.t = torch.where(due, 0, plans.t)
+            plans.start(due, warm, chosen, self.cfg.replan_every)
             self.plan_s += time.perf_counter() - t0
             self.plans += 1
-        action = plans.actions[torch.arange(obs.shape[0], device=self.device), plans.t]
-        plans.t = plans.t + 1
-        plans.t = torch.where(plans.t >= self.cfg.replan_every, -1, plans.t)
-        return action
+        return plans.next_action(self.cfg.replan_every)
 
     # -- learning -------------------------------------------------------------------------------
     def fit_model(self) -> dict[str, float]:

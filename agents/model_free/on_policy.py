@@ -1,10 +1,12 @@
 """What the on-policy actor-critics share (PPO, A2C, TRPO, REINFORCE): acting through a
-`models.actors.ActorCritic`, with running observation normalization, and its export head.
+`models.actors.ActorCritic`, with running observation normalization and reward scaling, its
+saved state and its export head.
 
 The loop is `agents.loops.on_policy.train_on_policy`; an on-policy agent satisfies
-`agents.protocol.OnPolicyAgent`. `ActorCriticActing` is the acting half of that protocol for an
-agent that has `net` (an ActorCritic), `cfg.norm_obs`, `info` and `device`; the learning half
-(the loss, `learn`) is each algorithm's own.
+`agents.protocol.OnPolicyAgent`. `ActorCriticActing` is all of that protocol but the learning
+(the loss, `learn`, `set_lr_fraction`, each algorithm's own) for an agent that has `net` (an
+ActorCritic), `cfg.norm_obs` / `cfg.norm_reward`, `reward_scaler`, `opt`, `info` and `device`;
+an agent with more state (PPO's RND, REINFORCE without a reward scaler) overrides what differs.
 """
 
 from __future__ import annotations
@@ -18,16 +20,20 @@ from torch.distributions import Categorical
 
 from models.actors import ActorCritic
 from models.export_heads import ArgmaxActionHead, ScaledActionHead
+from models.normalizer import RewardScaler
 from sim.registry import EnvInfo
 
 
 class ActorCriticActing:
-    """normalize, explore, value and act of a stochastic actor with a critic."""
+    """normalize, explore, value, act, scale_reward, state and export of a stochastic actor
+    with a critic."""
 
     net: ActorCritic
     cfg: Any
     info: EnvInfo
     device: torch.device
+    reward_scaler: RewardScaler
+    opt: torch.optim.Optimizer
 
     def normalize(self, obs: Tensor, *, update: bool = False) -> Tensor:
         """Observation as the networks see it; `update` folds it into the running statistics."""
@@ -58,6 +64,22 @@ class ActorCriticActing:
         if self.info.discrete:
             return cast(Categorical, d).probs.argmax(-1)
         return d.mean.clamp(-1.0, 1.0)
+
+    def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
+        return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "reward_scaler": self.reward_scaler.state_dict(),
+                "optim": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.reward_scaler.load_state_dict(state["reward_scaler"])
+        self.opt.load_state_dict(state["optim"])
+
+    def inference_module(self) -> nn.Module:
+        """obs (robot units) -> deterministic action (robot units), on CPU, for export."""
+        return export_module(self.net, self.info, self.cfg.norm_obs)
 
 
 def export_module(net: ActorCritic, info: EnvInfo, norm_obs: bool) -> nn.Module:

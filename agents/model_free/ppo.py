@@ -183,10 +183,6 @@ class PPO(ActorCriticActing):
                                     () if info.discrete else (act_dim,),
                                     discrete=info.discrete, device=device)
 
-    # -- acting ---------------------------------------------------------------------------------
-    def scale_reward(self, reward: Tensor, ended: Tensor) -> Tensor:
-        return self.reward_scaler(reward, ended) if self.cfg.norm_reward else reward
-
     # -- learning -------------------------------------------------------------------------------
     def set_lr_fraction(self, frac: float) -> None:
         """Linear annealing: lr = frac * cfg.lr (with anneal_lr; else lr stays cfg.lr)."""

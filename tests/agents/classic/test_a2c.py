@@ -14,12 +14,12 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import sim
 from agents.classic.a2c import A2C, A2CConfig, preset
-from agents.runs.train import TrainConfig, resume, train
+from agents.runs.train import TrainConfig, train
 from kinema.cli import main
+from tests.agents.loops.crash import assert_resumes_bit_exactly
 
 CARTPOLE = sim.spec("cartpole").info
 CARTPOLE_STEPS = 15_000
@@ -129,29 +129,7 @@ def test_the_cli_trains_with_gae_and_refuses_a_bad_lambda(tmp_path, capsys):
 def test_resume_is_bit_exact(tmp_path, env, n):
     base = dict(algo="a2c", env=env, steps=2 * n, eval_every=n, checkpoint_every=n,
                 eval_episodes=1, seed=3)
-
-    class Crash(Exception):
-        pass
-
-    def crash(p):
-        if p.step >= n:
-            raise Crash
-
-    straight = train(TrainConfig(**base, runs_dir=str(tmp_path / "a")))
-    with pytest.raises(Crash):
-        train(TrainConfig(**base, runs_dir=str(tmp_path / "b")), on_progress=crash)
-    (crashed,) = (tmp_path / "b").iterdir()
-    resumed = resume(crashed)
-    assert resumed.loop.step == straight.loop.step == 2 * n
-
-    def final(run):
-        latest = (run / "LATEST").read_text().strip()
-        folder = run / latest if (run / latest).is_dir() else run / "checkpoints" / latest
-        return {f: load_file(str(folder / f)) for f in ("model.safetensors", "optim.safetensors")}
-
-    a, b = final(straight.run), final(resumed.run)
-    for f in a:
-        assert a[f].keys() == b[f].keys() and all(torch.equal(a[f][k], b[f][k]) for k in a[f])
+    assert_resumes_bit_exactly(tmp_path, base, crash_at=n)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -24,9 +24,10 @@ from agents.classic.trpo import (
     preset,
     surrogate_objective,
 )
-from agents.runs.train import TrainConfig, resume, train
+from agents.runs.train import TrainConfig, train
 from data.returns import gae
 from kinema.cli import main
+from tests.agents.loops.crash import assert_resumes_bit_exactly
 
 
 # -- conjugate gradient ---------------------------------------------------------------------------
@@ -189,35 +190,12 @@ def test_kinema_train_trpo_takes_its_options_from_the_command_line(tmp_path, cap
 
 
 def test_resume_is_bit_exact(tmp_path):
-    class Crash(Exception):
-        pass
-
-    def crash_after(p):
-        if p.step >= 256:
-            raise Crash
-
     # small rollouts, so three iterations (and a checkpoint after each) run in a second or two
     cfg = dataclasses.replace(preset("pendulum"), num_envs=2, num_steps=64, num_minibatches=2,
                               n_critic_updates=2, norm_reward=True)
     base = dict(algo="trpo", env="pendulum", steps=384, eval_every=128, eval_episodes=1,
                 checkpoint_every=128, seed=3)
-    straight = train(TrainConfig(**base, runs_dir=str(tmp_path / "a")), cfg)
-    with pytest.raises(Crash):
-        train(TrainConfig(**base, runs_dir=str(tmp_path / "b")), cfg, on_progress=crash_after)
-    (crashed,) = (tmp_path / "b").iterdir()
-    resumed = resume(crashed)
-    assert resumed.loop.step == straight.loop.step == 384
-
-    def final(run):
-        from safetensors.torch import load_file
-
-        latest = (run / "LATEST").read_text().strip()
-        folder = run / latest if (run / latest).is_dir() else run / "checkpoints" / latest
-        return {k: v for f in ("model", "optim")
-                for k, v in load_file(str(folder / f"{f}.safetensors")).items()}
-
-    a, b = final(straight.run), final(resumed.run)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    straight, resumed = assert_resumes_bit_exactly(tmp_path, base, crash_at=256, algo_cfg=cfg)
 
     def evals(run):
         rows = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
