@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from data.replay import ReplayBuffer
 from models.dynamics import ProbabilisticEnsemble
 
 LOGVAR_BOUND_WEIGHT = 0.01
@@ -163,6 +164,20 @@ def fit(
     elites = tuple(int(i) for i in model.elite_idx.tolist())
     return FitStats(train_loss=train_loss, holdout_mse=sum(member[i] for i in elites) / len(elites),
                     member_mse=tuple(member), epochs=epoch, elites=elites)
+
+
+def fit_replay(model: ProbabilisticEnsemble, replay: ReplayBuffer, **settings: Any) -> FitStats:
+    """`fit` to every transition stored in `replay` (with its rewards when the ensemble learns
+    them), with a generator seeded from torch's checkpointed global generator, so a resumed
+    run fits alike. `settings` are `fit`'s keywords (optimizer, batch_size, ...)."""
+    n = replay.size
+    obs, act, next_obs, rew = (
+        getattr(replay, k)[:n].reshape(n * replay.num_envs, *getattr(replay, k).shape[2:])
+        for k in ("obs", "actions", "next_obs", "rewards"))
+    device = model.elite_idx.device
+    gen = torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (), device="cpu")))
+    return fit(model, obs, act, next_obs, rew if model.reward else None, generator=gen,
+               **settings)
 
 
 def _train_epoch(

@@ -35,7 +35,12 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.model_based import train_model_based
-from agents.model_based.dynamics_fit import dynamics_optimizer, fit, gaussian_nll, logvar_bound_loss
+from agents.model_based.dynamics_fit import (
+    dynamics_optimizer,
+    fit_replay,
+    gaussian_nll,
+    logvar_bound_loss,
+)
 from agents.model_based.mpc import (
     PLANNERS,
     PROPAGATIONS,
@@ -235,18 +240,10 @@ class PETS:
     # -- learning -------------------------------------------------------------------------------
     def fit_model(self) -> dict[str, float]:
         """Fit the ensemble to every stored transition (models.dynamics.fit); its statistics."""
-        r = self.replay
-        n = r.size
-        data = [getattr(r, k)[:n].reshape(n * r.num_envs, *getattr(r, k).shape[2:])
-                for k in ("obs", "actions", "next_obs", "rewards")]
-        obs, act, next_obs, rew = data
-        seed = int(torch.randint(2**62, (), device="cpu"))  # from torch's checkpointed RNG
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        stats = fit(self.model, obs, act, next_obs, rew if self.model.reward else None,
-                    generator=gen, optimizer=self.opt, batch_size=self.cfg.batch_size,
-                    max_epochs=self.cfg.max_epochs, holdout=self.cfg.holdout,
-                    patience=self.cfg.patience, bootstrap=self.cfg.bootstrap,
-                    loss=self.cfg.loss)
+        stats = fit_replay(self.model, self.replay, optimizer=self.opt,
+                           batch_size=self.cfg.batch_size, max_epochs=self.cfg.max_epochs,
+                           holdout=self.cfg.holdout, patience=self.cfg.patience,
+                           bootstrap=self.cfg.bootstrap, loss=self.cfg.loss)
         self.fits += 1
         return {f"model_{self.cfg.loss}": stats.train_loss, "holdout_mse": stats.holdout_mse,
                 "model_epochs": float(stats.epochs)}

@@ -136,7 +136,7 @@ def test_planner_settings_that_cannot_work_are_one_line(fields, match):
 
 def test_a_diverging_model_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path,
                                                                             monkeypatch):
-    real_fit = pets_module.fit
+    real_fit = pets_module.fit_replay
     calls = []
 
     def fit(*args, **kwargs):
@@ -145,7 +145,7 @@ def test_a_diverging_model_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
             raise FloatingPointError("the loss became nan at epoch 2")
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(pets_module, "fit", fit)
+    monkeypatch.setattr(pets_module, "fit_replay", fit)
     with pytest.raises(Diverged, match=r"non-finite at step 300 .*last good checkpoint"):
         train(TrainConfig(algo="pets", env="pendulum", steps=600, eval_every=100,
                           eval_episodes=1, runs_dir=str(tmp_path)), tiny())
