@@ -1,4 +1,4 @@
-"""SAC, TD3, DDPG and DQN learn from their presets within step budgets on CPU, on two seeds.
+"""SAC, TD3, DDPG and DQN learn from their presets within step budgets on CPU.
 
 Each run stops at the first evaluation (10 deterministic episodes, seeds 10000..) that reaches
 the target. Env steps to the target with these settings, seeds 0, 1, 2 (median):
@@ -9,6 +9,8 @@ the target. Env steps to the target with these settings, seeds 0, 1, 2 (median):
     dqn  cartpole 12,288  7,168 12,288  (12,288)    budget 30,000
 
 so every budget is at most about 2.5x the median: a regression in any algorithm shows up here.
+The suite runs seed 0 (seeds 1 and 2 passed at these budgets too; the table above), to keep the
+default suite within its time budget; `kinema bench rl` runs the medians over seeds.
 """
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from agents.runs.train import TrainConfig, train
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])
 @pytest.mark.parametrize("algo,env,steps,target", [
     ("sac", "pendulum", 6_000, -250.0),
     ("td3", "pendulum", 10_000, -250.0),
