@@ -12,6 +12,7 @@ checks every registered algorithm against the protocol of its loop.
     ModelBasedAgent   + a replay buffer, a model fit on all of it, and a planner (PETS)
     TabularAgent      + a value table over a tabular MDP's states (DP, TD control, MaxEnt IRL)
     AdversarialAgent  OnPolicyAgent + a discriminator of expert transitions (GAIL, AIRL)
+    LatentPlanningAgent  OffPolicyAgent + a latent planner reset for evaluation (TD-MPC)
 
 The configs named here are imported for annotations only: at run time this module depends on
 nothing of agents/.
@@ -285,4 +286,14 @@ class AdversarialAgent(OnPolicyAgent, Protocol):
 
     def learned_reward(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """(weights, description) of the learned reward, as RUN/reward/ holds them."""
+        ...
+
+
+@runtime_checkable
+class LatentPlanningAgent(OffPolicyAgent, Protocol):
+    """An off-policy agent that plans in a learned latent space (agents.loops.latent: TD-MPC):
+    the off-policy loop's members, and a planner whose evaluation starts afresh."""
+
+    def reset_evaluation(self) -> None:
+        """Before an evaluation: the evaluation planner's seed and fresh warm starts."""
         ...

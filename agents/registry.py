@@ -31,12 +31,17 @@ MODULES: dict[str, str] = {
     "dagger": "agents.imitation.dagger",
     "gail": "agents.irl.gail",
     "airl": "agents.irl.airl",
+    "gcl": "agents.irl.gcl",
     "pets": "agents.model_based.pets",
     "mbrl-v0.5": "agents.model_based.pets",
     "mbrl-v1.0": "agents.model_based.pets",
     "mbrl-v1.5": "agents.model_based.pets",
+    "mbpo": "agents.model_based.mbpo",
     "reinforce": "agents.classic.reinforce",
     "a2c": "agents.classic.a2c",
+    "tdmpc": "agents.latent.tdmpc",
+    "svg": "agents.model_based.svg",
+    "dyna-q": "agents.classic.dyna_q",
 }
 """Algorithm name -> the module whose ALGORITHMS declares it."""
 

@@ -59,6 +59,19 @@ PLANNING = ("pendulum", "inverted-pendulum", "cartpole-swingup", "halfcheetah")
 PAPER = PETSConfig(hidden=(200, 200, 200, 200), samples=500, horizon=30, particles=20,
                    iterations=5, elites=50)
 """Chua et al. 2018's planner and model (their half-cheetah setting)."""
+SVG_STEPS = {"pendulum": 8_000}
+"""Budgets of the SVG(H) rows (agents/model_based/svg.py), run as `kinema-svg` with the Kinema
+rows and evaluated at the same points."""
+
+
+def svg_task(spec: Learning) -> rl.Task:
+    return rl.Task("svg", spec.env, spec.target, SVG_STEPS[spec.env], spec.eval_every, "SAC")
+
+
+MBPO_TASKS = {"mbpo-pendulum": ("pendulum", 3_000),
+              "mbpo-inverted-pendulum": ("inverted-pendulum", 10_000)}
+"""MBPO rows (agents/model_based/mbpo.py): task -> (env, MBPO's budget). Each runs MBPO, Kinema
+SAC and SB3 SAC side by side in one run, evaluated at the env's points (LEARNING)."""
 
 
 def _tasks(spec: Learning) -> dict[str, rl.Task]:
@@ -82,6 +95,8 @@ def run_learning(name: str, seeds: list[int], libs: list[str], store: dict[str, 
         if "kinema" in libs:
             jobs += [("kinema-pets", lambda t=tasks["pets"], s=seed: _kinema(t, s)),
                      ("kinema-sac", lambda t=tasks["sac"], s=seed: _kinema(t, s))]
+        if "kinema" in libs and name in SVG_STEPS:
+            jobs.append(("kinema-svg", lambda s=seed: _kinema(svg_task(spec), s)))
         if "sb3" in libs:
             jobs.append(("sb3-sac", lambda t=tasks["sac"], s=seed: rl.run_sb3(t, s)))
         if "mbrl-lib" in libs and name == "pendulum":
@@ -92,6 +107,28 @@ def run_learning(name: str, seeds: list[int], libs: list[str], store: dict[str, 
             except RuntimeError as e:  # a peer that cannot run here says why, in one line
                 out = {"error": str(e)}
             out |= {"machine": _machine(), "date": datetime.now().isoformat(timespec="seconds")}
+            store.setdefault(name, {}).setdefault(lib, {})[str(seed)] = out
+            log(json.dumps({"task": name, "lib": lib, "seed": seed,
+                            **{k: v for k, v in out.items() if k != "evals"}}))
+
+
+def run_mbpo(name: str, seeds: list[int], libs: list[str], store: dict[str, Any],
+             log: Any) -> None:
+    """MBPO, Kinema SAC and SB3 SAC on one env, each seed in turn, in one run."""
+    env, budget = MBPO_TASKS[name]
+    spec = LEARNING[env]
+    sac = _tasks(spec)["sac"]
+    mbpo = rl.Task("mbpo", env, spec.target, budget, spec.eval_every, "SAC")
+    for seed in seeds:
+        jobs: list[tuple[str, Any]] = []
+        if "kinema" in libs:
+            jobs += [("kinema-mbpo", lambda s=seed: _kinema(mbpo, s)),
+                     ("kinema-sac", lambda s=seed: _kinema(sac, s))]
+        if "sb3" in libs:
+            jobs.append(("sb3-sac", lambda s=seed: rl.run_sb3(sac, s)))
+        for lib, job in jobs:
+            out = job() | {"machine": _machine(),
+                           "date": datetime.now().isoformat(timespec="seconds")}
             store.setdefault(name, {}).setdefault(lib, {})[str(seed)] = out
             log(json.dumps({"task": name, "lib": lib, "seed": seed,
                             **{k: v for k, v in out.items() if k != "evals"}}))
@@ -218,7 +255,7 @@ def run_planning(store: dict[str, Any], log: Any) -> None:
 
 def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RESULTS,
         markdown: Path | None = None, log: Any = print) -> dict[str, Any]:
-    known = [*LEARNING, "planning"]
+    known = [*LEARNING, *MBPO_TASKS, "planning"]
     unknown = [t for t in tasks if t not in known] + [x for x in libs if x not in LIBS]
     if unknown:
         raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(known)}; "
@@ -228,6 +265,8 @@ def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RES
     for name in tasks:
         if name == "planning":
             run_planning(store, log)
+        elif name in MBPO_TASKS:
+            run_mbpo(name, seeds, libs, store, log)
         else:
             run_learning(name, seeds, libs, store, log)
         results.parent.mkdir(parents=True, exist_ok=True)
@@ -284,6 +323,8 @@ def report(store: dict[str, Any]) -> str:
                  "Gymnasium 0.26's Pendulum-v1 with the env's cost written on the next state, as "
                  "its reward functions take (action, next state). SAC: Kinema's preset; SB3: "
                  "RL-Zoo's hyperparameters (benchmarks.rl).")
+    text += svg_table(store)
+    text += mbpo_table(store)
     if notes:
         text += "\n\n" + "\n".join(f"- {n}" for n in notes)
     planning = store.get("planning")
@@ -294,6 +335,58 @@ def report(store: dict[str, Any]) -> str:
                        for r in lib.values() if isinstance(r, dict) and "machine" in r}
                       | ({planning["machine"]} if planning else set()))
     return text + f"\n\nMachine: {'; '.join(machines)}."
+
+
+def svg_table(store: dict[str, Any]) -> str:
+    """SVG(H) beside Kinema SAC: env steps and train seconds to the target (medians)."""
+    lines = ["| env | target | SVG(H) steps | Kinema SAC steps | SVG / SAC steps | SVG train s "
+             "| Kinema SAC train s | SVG train CPU s | Kinema SAC train CPU s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, spec in LEARNING.items():
+        runs = store.get(name, {})
+        if not runs.get("kinema-svg"):
+            continue
+        svg, sac = (_median_of(runs.get(lib, {}), "steps") for lib in ("kinema-svg", "kinema-sac"))
+        ratio = "—" if svg is None or sac is None else f"**{svg[0] / sac[0]:.2f}x**"
+        secs = [_secs_cell(_median_of(runs.get(lib, {}), key)) for key in ("train_s",
+                "train_cpu_s") for lib in ("kinema-svg", "kinema-sac")]
+        lines.append(f"| {name} | {spec.target:g} | {_steps_cell(svg)} | {_steps_cell(sac)} | "
+                     f"{ratio} | {' | '.join(secs)} |")
+    if len(lines) == 2:
+        return ""
+    return ("\n\n" + "\n".join(lines) + "\n\nSVG(H): the policy backpropagates the learned "
+            "model's H-step return (Heess et al. 2015; svg's preset: SAC's networks, H = 3, a "
+            "5-member ensemble of 128x128, refit every 250 env steps), same protocol as above; "
+            "CPU seconds are the process's, which a busy machine does not inflate as it does "
+            "wall seconds.")
+
+
+def mbpo_table(store: dict[str, Any]) -> str:
+    """MBPO beside Kinema SAC and SB3 SAC (one run): env steps and train seconds to the target,
+    and MBPO's wall and CPU milliseconds per env step (medians over seeds)."""
+    lines = ["| env | target | MBPO steps | Kinema SAC steps | SB3 SAC steps | MBPO / SAC steps "
+             "| MBPO train s | Kinema SAC train s | SB3 SAC train s | MBPO ms per env step "
+             "(wall / CPU) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, (env, _) in MBPO_TASKS.items():
+        runs = store.get(name, {})
+        if not runs.get("kinema-mbpo"):
+            continue
+        libs = ("kinema-mbpo", "kinema-sac", "sb3-sac")
+        steps = [_median_of(runs.get(lib, {}), "steps") for lib in libs]
+        mbpo, sac = steps[0], steps[1]
+        ratio = "—" if mbpo is None or sac is None else f"**{mbpo[0] / sac[0]:.2f}x**"
+        secs = [_secs_cell(_median_of(runs.get(lib, {}), "train_s")) for lib in libs]
+        per = [statistics.median(1e3 * r[k] / r["steps"] for r in runs["kinema-mbpo"].values())
+               for k in ("train_s", "train_cpu_s")]
+        lines.append(f"| {env} | {LEARNING[env].target:g} | "
+                     f"{' | '.join(_steps_cell(s) for s in steps)} | {ratio} | "
+                     f"{' | '.join(secs)} | {per[0]:.0f} / {per[1]:.0f} |")
+    if len(lines) == 2:
+        return ""
+    return ("\n\n" + "\n".join(lines) + "\n\nMBPO (Janner et al. 2019; mbpo's preset, "
+            "agents/model_based/mbpo.py) in the same run as Kinema SAC and SB3 SAC, same protocol "
+            "as above (`kinema bench mbrl --tasks mbpo-pendulum`). MBPO's ms per env step "
+            "include its G SAC updates per step, the model refits and the rollouts.")
 
 
 def _steps_cell(s: tuple[float, str, int] | None) -> str:

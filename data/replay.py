@@ -97,6 +97,45 @@ class ReplayBuffer:
         oldest = self.pos - self.size
         return self._transitions((oldest + j // N) % self.rows, j % N)
 
+    def sequence_starts(self, horizon: int) -> Tensor:
+        """Which slots [rows, N] start a window of `horizon` consecutive steps of one episode:
+        all written, none of them past the write position (the newest row), and no episode
+        end (termination or truncation) before the window's last step."""
+        age = (torch.arange(self.rows, device=self.device) - (self.pos - self.size)) % self.rows
+        ok = (age <= self.size - horizon)[:, None].expand(-1, self.num_envs)
+        ended = self.terminated | self.truncated
+        for k in range(horizon - 1):  # an episode ending at step k < horizon - 1 is crossed
+            ok = ok & ~ended.roll(-k, 0)
+        return ok
+
+    def sample_sequences(self, batch_size: int, horizon: int) -> dict[str, Tensor]:
+        """A uniform batch of `horizon`-step sequences that never cross an episode boundary
+        (TD-MPC's sub-trajectories, Hansen et al. 2022, section 3):
+
+            obs [H+1, B, *obs_shape]   s_t .. s_{t+H}; the last one is the stored next_obs,
+                                       the real final observation if the episode ended there
+            actions [H, B, ...], rewards [H, B], terminated [H, B]   (only the last step of a
+                                       sequence can have ended its episode)
+
+        Start slots are drawn from torch's global generator, uniformly over the valid ones.
+        """
+        if not (isinstance(horizon, int) and horizon >= 1):
+            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        starts = self.sequence_starts(horizon).flatten()
+        try:  # no host sync to check first: an all-zero weight vector is refused by torch
+            if self.size < horizon:
+                raise RuntimeError
+            j = torch.multinomial(starts.float(), batch_size, replacement=True)
+        except RuntimeError:
+            raise ValueError(f"the buffer holds no {horizon}-step sequence within one episode "
+                             f"yet ({len(self)} transitions)") from None
+        N = self.num_envs
+        ts = (j // N + torch.arange(horizon, device=self.device)[:, None]) % self.rows  # [H, B]
+        e = (j % N).expand(horizon, -1)
+        obs = torch.cat([self.obs[ts, e], self.next_obs[ts[-1], e[-1]].unsqueeze(0)])
+        return {"obs": obs, "actions": self.actions[ts, e], "rewards": self.rewards[ts, e],
+                "terminated": self.terminated[ts, e]}
+
     def _valid_rows(self) -> int:
         """Start rows whose n-step window is fully written (refuses an empty buffer)."""
         n, N = self.n_step, self.num_envs

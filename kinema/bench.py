@@ -1,4 +1,5 @@
-"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration|irl|pretrain`: side-by-side benchmarks."""
+"""`kinema bench rl|mbrl|sim|deploy|sweep|exploration|irl|pretrain|latent|dyna-q`:
+side-by-side benchmarks."""
 
 from __future__ import annotations
 
@@ -13,20 +14,26 @@ from kinema.output import err_console
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="side-by-side benchmarks against peers (benchmarks/)")
     b.add_argument("name", choices=("rl", "mbrl", "sim", "deploy", "sweep", "exploration",
-                                     "irl", "pretrain"),
+                                     "irl", "pretrain", "latent", "dyna-q"),
                    help="rl: "
                    "SAC/TD3/DDPG/DQN/PPO/A2C beside Stable-Baselines3 (TRPO: sb3-contrib), time "
                    "and steps to a target "
                    "return; mbrl: PETS beside SAC (Kinema, SB3) and mbrl-lib's PETS, and the "
                    "exported planner's cost per step (tasks: pendulum, inverted-pendulum, "
-                   "cartpole-swingup, planning); sim: env step rates, raw backends vs "
+                   "cartpole-swingup, planning; mbpo-pendulum, mbpo-inverted-pendulum: "
+                   "MBPO beside Kinema and SB3 SAC in one run); sim: env step rates, "
+                   "raw backends vs "
                    "sim.make, and vector-env scaling; deploy: inference (onnxruntime vs "
                    "torch), runner step, 500 Hz jitter, ROS 2 round trip; sweep: PPO runs "
                    "through kinema sweep (Ray Tune) vs the same runs in a row; exploration: "
                    "PPO with and without RND on mountaincar, steps to the goal; irl: GAIL and AIRL "
                    "beside imitation (its own venv), expert-normalized scores (tasks: cartpole, "
                    "pendulum; --libs kinema, imitation); pretrain: SAC/TD3 --pretrain on "
-                   "demonstrations beside SAC from scratch and BC alone (pendulum)")
+                   "demonstrations beside SAC from scratch and BC alone (pendulum); latent: "
+                   "tdmpc (TD-MPC2) beside SAC, returns at env-step budgets, and the latent "
+                   "planner's cost in torch and onnxruntime (tasks: cartpole-swingup, "
+                   "cheetah-run, walker-walk, planning); dyna-q: Dyna-Q beside Q-learning, "
+                   "real steps to the optimal policy (gridworld-4x4, gridworld-slippery)")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     b.add_argument("--libs", help="rl: kinema, sb3 (default both); mbrl: kinema, sb3, mbrl-lib "
@@ -35,6 +42,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="sweep: trials, seeds 0..N-1 (default 8)")
     b.add_argument("--steps", type=positive_int, default=100_000,
                    help="sweep: env steps per trial; exploration: per run (default 100000)")
+    b.add_argument("--budgets", default="20000,50000", metavar="N,...",
+                   help="latent: comma-separated env-step budgets at which returns are read "
+                   "(default 20000,50000)")
+    b.add_argument("--episodes", type=positive_int, default=10,
+                   help="latent: evaluation episodes per point (default 10, the shared "
+                   "protocol; fewer only for small runs)")
     b.add_argument("--results", type=Path, metavar="FILE.json",
                    help="JSON file of the results (default benchmarks/results/NAME.json; rl "
                    "merges into it)")
@@ -84,11 +97,12 @@ def main(a: argparse.Namespace) -> None:
     seeds = names(a.seeds)
     if not all(s.lstrip("-").isdigit() for s in seeds):
         raise ValueError(f"--seeds {a.seeds!r} is not a comma-separated list of integers")
-    if a.name == "pretrain":
-        from benchmarks import pretrain
+    if a.name in ("pretrain", "dyna-q"):  # fixed budgets: pretrain 2k and 5k env steps
+        from benchmarks import dyna_q, pretrain
 
-        print(pretrain.report(pretrain.run(  # its budgets are fixed: 2k and 5k env steps
-            [int(s) for s in seeds], results=a.results or pretrain.RESULTS,
+        bench = {"pretrain": pretrain, "dyna-q": dyna_q}[a.name]
+        print(bench.report(bench.run(
+            [int(s) for s in seeds], results=a.results or bench.RESULTS,
             markdown=a.markdown, log=lambda m: err_console.print(m, markup=False))))
         return
     if a.name == "exploration":
@@ -115,7 +129,20 @@ def main(a: argparse.Namespace) -> None:
                          log=lambda m: err_console.print(m, markup=False))
         print(mbrl.report(store))
         return
-    _rl(a, names, seeds)
+    (_latent if a.name == "latent" else _rl)(a, names, seeds)
+
+
+def _latent(a: argparse.Namespace, names: Any, seeds: list[str]) -> None:
+    from benchmarks import latent
+
+    budgets = names(a.budgets)
+    if not budgets or not all(b.isdigit() for b in budgets):
+        raise ValueError(f"--budgets {a.budgets!r} is not a comma-separated list of positive "
+                         "integers (env steps), e.g. 20000,50000")
+    print(latent.report(latent.run(
+        names(a.tasks) if a.tasks else [*latent.LEARNING, "planning"], [int(s) for s in seeds],
+        [int(b) for b in budgets], results=a.results or latent.RESULTS, markdown=a.markdown,
+        log=lambda m: err_console.print(m, markup=False), episodes=a.episodes)))
 
 
 def _rl(a: argparse.Namespace, names: Any, seeds: list[str]) -> None:

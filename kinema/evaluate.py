@@ -23,13 +23,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def main(a: argparse.Namespace) -> None:
+    from agents.runs.config import env_options
     from agents.runs.evaluation import evaluate
     from agents.runs.train import load_agent
 
     agent, run = load_agent(a.run)
+    dynamics = run.config["train"].get("dynamics", "")  # the physics it was trained on
     returns = evaluate(lambda o: agent.act(o, deterministic=True).cpu().numpy(), run.env,
-                       a.episodes)
+                       a.episodes, **env_options(dynamics))
     out: dict[str, Any] = {"run": str(run.path), "env": run.env,
+                           **({"dynamics": dynamics} if dynamics else {}),
                            "return_mean": float(returns.mean()),
                            "return_std": float(returns.std()), "episodes": len(returns)}
     evals = [r for r in run.records() if r.get("kind") == "eval" and "expert_return" in r]

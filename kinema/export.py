@@ -31,6 +31,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     x.add_argument("--quantize-bound", type=bound, metavar="B",
                    help="with --quantize: refuse int8 above this error (default 0.02 of the "
                    "action range; discrete: 0.01 of actions changed)")
+    x.add_argument("--prior", action="store_true",
+                   help="tdmpc: the policy prior alone (a fast feed-forward bundle) instead of "
+                   "the latent planner")
     x.add_argument("--joint-state-map", type=Path, metavar="FILE",
                    help="JSON list mapping sensor_msgs/JointState to the observation, for "
                    "kinema ros --input joint-state")
@@ -55,9 +58,18 @@ def main(a: argparse.Namespace) -> None:
 
         joint_map = load_joint_state_map(a.joint_state_map, sim.spec(run.env).info.obs_shape[0])
     check_out_dir(out)  # before the rollouts: a refused folder costs nothing
+    if a.prior:  # likewise a run that has no prior
+        prior = getattr(agent, "prior_module", None)
+        if prior is None:
+            raise ValueError(f"--prior exports the policy prior of a latent planner (tdmpc); "
+                             f"{run.path.name} is a {run.algo} run, whose bundle is its policy: "
+                             "drop --prior")
+        module = prior()
+    else:
+        module = agent.inference_module()
     obs = rollout_observations(lambda o: agent.act(o, deterministic=True).cpu().numpy(), run.env)
     try:
-        contract = export_bundle(agent.inference_module(), env=run.env, out_dir=out,
+        contract = export_bundle(module, env=run.env, out_dir=out,
                                  source_run=run.path.name, rollout_obs=obs,
                                  joint_state_map=joint_map, quantize=a.quantize,
                                  quantize_bound=a.quantize_bound)

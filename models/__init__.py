@@ -8,6 +8,8 @@
     dynamics      ProbabilisticEnsemble: PETS's Gaussian dynamics members (fitted by
                   agents.model_based.dynamics_fit)
     export_heads  obs -> action in robot units, as `kinema export` traces it
+    world_model   WorldModel: TD-MPC2's encoder, latent dynamics, reward, Q ensemble and policy
+                  prior, SimNorm (agents.latent.tdmpc); two_hot: symlog two-hot regression
 """
 
 from models.actors import ActorCritic, DeterministicActor, SquashedGaussianActor

@@ -35,3 +35,32 @@ if not getattr(pytest.importorskip, "kinema_require_extras", False):
 def _one_thread():
     """Small networks on 2 cores: one torch thread is fastest and keeps results reproducible."""
     torch.set_num_threads(1)
+
+
+# -- parallel runs (pytest-xdist, `-n N --dist loadgroup`, as scripts/test.sh runs the suite) ----
+# Tests that share a machine-wide resource run in one worker, one after another: ROS 2 nodes and
+# probes talk over the same DDS domain and topics, and Ray sweeps start local clusters and
+# object stores. Everything else spreads over the workers (one torch thread each).
+_SHARED = {"ros": ("rclpy", "ros_probe"), "ray": ("import ray", "ray.init")}
+_RAY_FILES = ("sweep", "parallel_collect")
+"""Files that start Ray through kinema (sweeps, parallel collection) without naming it."""
+_GROUP_OF: dict[str, str | None] = {}
+
+
+def _group(path) -> str | None:
+    key = str(path)
+    if key not in _GROUP_OF:
+        text = path.read_text(errors="replace")
+        group = next((g for g, needles in _SHARED.items() if any(n in text for n in needles)),
+                     None)
+        if group is None and any(n in path.name for n in _RAY_FILES):
+            group = "ray"
+        _GROUP_OF[key] = group
+    return _GROUP_OF[key]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = _group(item.path)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

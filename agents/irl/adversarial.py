@@ -90,13 +90,44 @@ def gradient_penalty(logits_of: Callable[[Tensor], Tensor], x_expert: Tensor, x_
     return (grad.norm(dim=-1) - 1.0).square().mean()
 
 
+def airl_f(g_s: Tensor, h_s: Tensor, h_next: Tensor, terminated: Tensor, gamma: float) -> Tensor:
+    """AIRL's f(s, a, s') = g(s) + gamma (1 - done) h(s') - h(s); a terminal s' has no
+    potential (agents.irl.airl, with a PPO or a SAC generator)."""
+    return g_s + gamma * (1.0 - terminated.float()) * h_next - h_s
+
+
+def airl_logits(f: Tensor, log_pi: Tensor) -> Tensor:
+    """AIRL's logit D = log exp(f) - log pi(a|s) = f - log pi."""
+    return f - log_pi
+
+
 def accuracy(logits_expert: Tensor, logits_policy: Tensor) -> tuple[Tensor, Tensor]:
     """Fractions classified right: expert with D > 1/2, policy with D < 1/2."""
     return (logits_expert > 0).float().mean(), (logits_policy < 0).float().mean()
 
 
 # -- the agent ------------------------------------------------------------------------------------
-class Adversarial:
+class GeneratorAndDiscriminator:
+    """The checkpoint of an agent made of a generator (an RL agent), a discriminator and the
+    discriminator's optimizer: the optimizers' states together under "optim"."""
+
+    generator: Any
+    disc: Any
+    disc_opt: torch.optim.Optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        gen = self.generator.state_dict()
+        return {"generator": {k: v for k, v in gen.items() if k != "optim"},
+                "disc": self.disc.state_dict(),
+                "optim": {"generator": gen["optim"], "disc": self.disc_opt.state_dict()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"] | {"optim": state["optim"]["generator"]})
+        self.disc.load_state_dict(state["disc"])
+        self.disc_opt.load_state_dict(state["optim"]["disc"])
+
+
+class Adversarial(GeneratorAndDiscriminator):
     """A PPO generator and a discriminator; GAIL and AIRL define the discriminator's logits
     (`logits`, `penalty_inputs`) and the generator's reward (`reward`)."""
 
@@ -186,18 +217,7 @@ class Adversarial:
         return terms | {"disc_loss": loss.detach(), "disc_expert_acc": acc_e,
                         "disc_policy_acc": acc_p}
 
-    # -- state and export -----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        gen = self.generator.state_dict()
-        return {"generator": {k: v for k, v in gen.items() if k != "optim"},
-                "disc": self.disc.state_dict(),
-                "optim": {"generator": gen["optim"], "disc": self.disc_opt.state_dict()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"] | {"optim": state["optim"]["generator"]})
-        self.disc.load_state_dict(state["disc"])
-        self.disc_opt.load_state_dict(state["optim"]["disc"])
-
+    # -- export ----------------------------------------------------------------------------------
     def inference_module(self) -> nn.Module:
         """The generator policy: obs (robot units) -> action (robot units), for export."""
         return self.generator.inference_module()

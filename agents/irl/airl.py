@@ -1,4 +1,4 @@
-"""Adversarial Inverse Reinforcement Learning: a disentangled reward, a PPO generator.
+"""Adversarial Inverse Reinforcement Learning: a disentangled reward, a PPO (or SAC) generator.
 
 Fu, Luo, Levine (2018), "Learning Robust Rewards with Adversarial Inverse Reinforcement
 Learning", ICLR, arXiv:1710.11248; CS285 (Levine, lecture 20: "Inverse Reinforcement Learning",
@@ -28,18 +28,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 import sim
-from agents.irl.adversarial import Adversarial, AdversarialConfig
+from agents.irl.adversarial import Adversarial, AdversarialConfig, airl_f, airl_logits
+from agents.irl.airl_sac import AIRLSAC, train_airl_sac
 from agents.loops.adversarial import train_adversarial
 from agents.loops.offline import check_inputs
 from agents.model_free import ppo
-from agents.protocol import Algorithm
-from agents.runs.config import require_number
+from agents.protocol import AdversarialAgent, Algorithm
+from agents.runs.config import require, require_number
 from models.discriminator import AIRLReward
+from sim.registry import EnvInfo
+
+GENERATORS = ("ppo", "sac")
 
 
 @dataclass(frozen=True)
@@ -49,20 +54,16 @@ class AIRLConfig(AdversarialConfig):
 
     entropy_weight: float = 1.0
     """alpha of the generator's reward f - alpha log pi (1: the paper's log D - log(1 - D))."""
+    generator: str = "ppo"
+    """ppo: the PPO fields above, one rollout per iteration; sac: SAC's preset for the env with
+    this num_envs and gamma, off-policy from replay, one discriminator step per SAC update, the
+    reward f (agents.irl.airl_sac)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_number(self, "entropy_weight", low=0.0)
-
-
-def airl_f(g_s: Tensor, h_s: Tensor, h_next: Tensor, terminated: Tensor, gamma: float) -> Tensor:
-    """f(s, a, s') = g(s) + gamma (1 - done) h(s') - h(s); a terminal s' has no potential."""
-    return g_s + gamma * (1.0 - terminated.float()) * h_next - h_s
-
-
-def airl_logits(f: Tensor, log_pi: Tensor) -> Tensor:
-    """logit D = log exp(f) - log pi(a|s) = f - log pi."""
-    return f - log_pi
+        require(self.generator in GENERATORS, "generator", self.generator,
+                f"one of {', '.join(GENERATORS)}")
 
 
 def airl_reward(f: Tensor, log_pi: Tensor, alpha: float = 1.0) -> Tensor:
@@ -119,12 +120,27 @@ def default_steps(env: str) -> int:
     return {"cartpole": 100_000, "pendulum": 1_000_000}.get(env, 1_000_000)
 
 
+def make_airl(cfg: AIRLConfig, info: EnvInfo, device: torch.device) -> Any:
+    """The AIRL agent of cfg.generator: PPO (AIRL) or SAC (agents.irl.airl_sac.AIRLSAC)."""
+    if cfg.generator == "sac":
+        return AIRLSAC(cfg, info, device)
+    return AIRL(cfg, info, device)
+
+
+def train_airl(agent: AdversarialAgent, envs: Any, run: Any, schedule: Any,
+               **kwargs: Any) -> Any:
+    """The adversarial loop for a PPO generator, the off-policy one for SAC."""
+    if isinstance(agent, AIRLSAC):
+        return train_airl_sac(agent, envs, run, schedule, **kwargs)
+    return train_adversarial(agent, envs, run, schedule, **kwargs)
+
+
 ALGORITHMS = (
     Algorithm(
-        name="airl", config_cls=AIRLConfig, preset=preset, make_agent=AIRL,
-        loop=train_adversarial, actions=("discrete", "continuous"), default_steps=default_steps,
+        name="airl", config_cls=AIRLConfig, preset=preset, make_agent=make_airl,
+        loop=train_airl, actions=("discrete", "continuous"), default_steps=default_steps,
         description="Adversarial inverse RL (Fu et al. 2018): disentangled reward g(s) from a "
-                    "dataset, PPO generator.",
+                    "dataset, PPO or SAC generator.",
         check=check_inputs,
     ),
 )

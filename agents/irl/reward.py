@@ -1,13 +1,14 @@
-"""The learned reward of a GAIL or AIRL run: RUN/reward/ on disk, rebuilt without pickle, and
-training envs whose reward it replaces (`kinema train ALGO --env ENV --learned-reward RUN`).
+"""The learned reward of a GAIL, AIRL or GCL run: RUN/reward/ on disk, rebuilt without pickle,
+and training envs whose reward it replaces (`kinema train ALGO --env ENV --learned-reward RUN`).
 
     RUN/reward/reward.safetensors   the discriminator's weights (GAIL: D; AIRL: g and h)
     RUN/reward/reward.json          form, sizes, activation, the env it was learned on
 
 Forms: gail -log(1 - D(s, a)) = softplus(logit); logit log D - log(1 - D); airl g(s), AIRL's
 disentangled state-only reward, the one meant to transfer to changed dynamics (Fu et al. 2018,
-section 7). The adversarial loop writes the folder at every checkpoint; it is the reward of the
-checkpointed discriminator.
+section 7); gcl r_psi(s, a), guided cost learning's MaxEnt IRL reward (GAIL's network, its
+output the reward itself). The adversarial loop writes the folder at every checkpoint; it is
+the reward of the checkpointed discriminator.
 
 The wrapped envs keep the env's own reward in info["env_reward"]; evaluation builds its own
 envs, so it still reports the true return. The wrapper's one piece of state (the last
@@ -31,7 +32,7 @@ import sim
 from models.discriminator import AIRLReward, Discriminator
 
 REWARD_DIR, REWARD_WEIGHTS, REWARD_META = "reward", "reward.safetensors", "reward.json"
-REWARD_FORMS = ("gail", "logit", "airl")
+REWARD_FORMS = ("gail", "logit", "airl", "gcl")
 
 
 class LearnedReward(nn.Module):
@@ -62,7 +63,7 @@ def load_reward(run: Path | str) -> LearnedReward:
     folder = Path(run) / REWARD_DIR
     if not (folder / REWARD_META).is_file() or not (folder / REWARD_WEIGHTS).is_file():
         raise ValueError(f"{run} holds no learned reward ({REWARD_DIR}/{REWARD_META} and "
-                         f"{REWARD_WEIGHTS}); train one with kinema train gail|airl")
+                         f"{REWARD_WEIGHTS}); train one with kinema train gail|airl|gcl")
     try:
         meta = json.loads((folder / REWARD_META).read_text(encoding="utf-8"))
         reward = LearnedReward(meta)

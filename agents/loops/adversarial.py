@@ -154,6 +154,7 @@ def train_adversarial(agent: AdversarialAgent, envs: gym.vector.VectorEnv, run: 
             ip = torch.randint(T * N, (batch,), device=dev)
             ie = torch.randint(n_expert, (batch,), device=dev)
             last = agent.update({k: policy[k][ip] for k in KEYS}
+                                | {"logp": policy["logp"][ip]}  # the sampler's (GCL)
                                 | {f"expert_{k}": expert[k][ie] for k in KEYS})
         learned = agent.reward(policy).reshape(T, N)
         for t in range(T):  # the generator learns from the learned reward, not the env's

@@ -109,7 +109,7 @@ class MPCController(nn.Module):
         for i in range(s.iterations):
             seqs = (mean + std * cem_noise[i]).clamp(-1.0, 1.0)  # [K, B, H, A]
             returns = self.returns(obs, seqs, particle_noise, perm_noise)  # [K, B]
-            ranked = returns - _tie_breaker(returns)
+            ranked = returns - tie_breaker(returns)
             top_ret, top = ranked.topk(s.elites if s.planner == "cem" else 1, dim=0)
             gather = top[..., None, None].expand(-1, -1, *seqs.shape[2:])
             elites = seqs.gather(0, gather)  # [elites, B, H, A], best first
@@ -156,7 +156,7 @@ class MPCController(nn.Module):
         return torch.nan_to_num(total.mean(-1), nan=-1e30, posinf=-1e30, neginf=-1e30)
 
 
-def _tie_breaker(ret: Tensor) -> Tensor:
+def tie_breaker(ret: Tensor) -> Tensor:
     """k * 2^-20 (|J|max + 1) for candidate k of returns [K, B]: exact ties (a termination-only
     reward such as 'alive' counts whole steps) are broken by index, the same way by torch and by
     onnxruntime, whose top-k orders tied values differently. At most 5e-4 of |J| for K = 500."""

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from agents.model_based.learned_model import ModelConfig
 from agents.model_free.rnd import RND
 from agents.runs.config import (
     available_memory,
@@ -70,8 +71,9 @@ class OffPolicyConfig:
 
 
 @dataclass(frozen=True)
-class ActorCriticConfig(OffPolicyConfig):
-    """The networks and target updates of the continuous-action actor-critics (SAC, TD3/DDPG)."""
+class ActorCriticConfig(OffPolicyConfig, ModelConfig):
+    """The networks and target updates of the continuous-action actor-critics (SAC, TD3/DDPG);
+    the model settings (ModelConfig) serve mve_horizon."""
 
     lr: float = 3e-4
     """Adam learning rate of actor, critics and temperature."""
@@ -107,9 +109,15 @@ class ActorCriticConfig(OffPolicyConfig):
     """Hidden layer sizes of the RND target f and predictor f_hat."""
     rnd_features: int = 64
     """Output features of f and f_hat."""
+    mve_horizon: int = 0
+    """H of model-based value expansion (Feinberg et al. 2018): the critic's target expands H
+    steps through a learned model (agents/model_based/value_expansion.py); 0 turns it off."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        ModelConfig.__post_init__(self)
+        require(isinstance(self.mve_horizon, int) and not isinstance(self.mve_horizon, bool)
+                and self.mve_horizon >= 0, "mve_horizon", self.mve_horizon, "an integer >= 0")
         require_positive(self, "n_critics")
         require(isinstance(self.pretrain, str), "pretrain", self.pretrain, "a dataset folder")
         for name in ("pretrain_steps", "bc_decay_steps"):

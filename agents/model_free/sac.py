@@ -36,6 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.off_policy import TD_ERROR, train_off_policy
+from agents.model_based import value_expansion
+from agents.model_based.model_schedule import nest_optim, unnest_optim
 from agents.model_free import off_policy, pretrain
 from agents.model_free.off_policy import (
     ActorCriticConfig,
@@ -125,6 +127,9 @@ class SAC:
         self.rnd = off_policy.new_bonus(cfg, info, device)  # random network distillation
         if self.rnd is not None:
             self.rnd_opt = self.rnd.opt  # an attribute, so checkpoint checks see both optimizers
+        self.mve = value_expansion.new(cfg, info, device)  # model-based value expansion
+        if self.mve is not None:
+            self.model_opt = self.mve.schedule.model.opt  # seen by the checkpoint checks
         self.updates = 0
         self._targets: list[Tensor] = list(self.critic_target.parameters())
         self._online: list[Tensor] = list(self.critic.parameters())
@@ -141,6 +146,8 @@ class SAC:
         the demonstrations first, with `pretrain`)."""
         if self.demos is not None and not self.demos.pretrained:
             self.demos.pretrain(self)
+        if self.mve is not None:  # MVE's model is refit every model_train_freq env steps
+            self.mve.schedule.refit_when_due(self.replay, step)
         return self.act(obs)
 
     # -- learning -------------------------------------------------------------------------------
@@ -162,9 +169,13 @@ class SAC:
             next_a, next_logp = a_all[B:].detach(), logp_all[B:].detach()
             y = soft_td_target(batch["rewards"], batch["terminated"], batch["discount"],
                                self.critic_target(next_obs, next_a), next_logp, alpha)
-        q = self.critic(obs, batch["actions"])
+        obs_q, act_q, weights = obs, batch["actions"], batch.get("weights")
+        if self.mve is not None:  # J_Q on the model-expanded states and their H-step targets
+            obs_q, act_q, y, weights = self.mve.expand(
+                batch, y, weights, *value_expansion.soft(self.actor, self.critic_target, alpha))
+        q = self.critic(obs_q, act_q)
         q_pi = self.critic(obs, a_pi, detach_params=True)
-        out = {"critic_loss": critic_loss(q, y, batch.get("weights")),
+        out = {"critic_loss": critic_loss(q, y, weights),
                "actor_loss": actor_loss(logp_pi, q_pi, alpha)}
         if demo is not None:
             pi_demo = self.actor(demo["obs"])  # tanh(mu(s)), the policy's deterministic action
@@ -199,6 +210,8 @@ class SAC:
             polyak_update(self._targets, self._online, self.cfg.tau)
         if self.rnd is not None:
             terms["rnd_loss"] = self.rnd.step(self.rnd.inputs(batch["next_obs"]))
+        if self.mve is not None:
+            terms |= self.mve.schedule.terms
         return {k: v.detach() for k, v in terms.items()}
 
     def pretrain_update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -223,9 +236,11 @@ class SAC:
                       "optim": {"agent": state["optim"], "rnd": self.rnd_opt.state_dict()}}
         if self.demos is not None:
             state["demos"] = self.demos.state_dict()
-        return state
+        return state if self.mve is None else nest_optim(state, "mve", self.mve.schedule)
 
     def load_state_dict(self, state: dict) -> None:
+        if self.mve is not None:
+            state = unnest_optim(state, "mve", self.mve.schedule)
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])

@@ -35,6 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.off_policy import TD_ERROR, train_off_policy
+from agents.model_based import value_expansion
+from agents.model_based.model_schedule import nest_optim, unnest_optim
 from agents.model_free import off_policy, pretrain
 from agents.model_free.off_policy import (
     ActorCriticConfig,
@@ -115,6 +117,9 @@ class TD3:
         self.rnd = off_policy.new_bonus(cfg, info, device)  # random network distillation
         if self.rnd is not None:
             self.rnd_opt = self.rnd.opt  # an attribute, so checkpoint checks see both optimizers
+        self.mve = value_expansion.new(cfg, info, device)  # model-based value expansion
+        if self.mve is not None:
+            self.model_opt = self.mve.schedule.model.opt  # seen by the checkpoint checks
         self.updates = 0
         self._targets: list[Tensor] = [*self.actor_target.parameters(),
                                        *self.critic_target.parameters()]
@@ -138,6 +143,8 @@ class TD3:
         `pretrain`)."""
         if self.demos is not None and not self.demos.pretrained:
             self.demos.pretrain(self)
+        if self.mve is not None:  # MVE's model is refit every model_train_freq env steps
+            self.mve.schedule.refit_when_due(self.replay, step)
         return self.act(obs)
 
     # -- learning -------------------------------------------------------------------------------
@@ -150,14 +157,14 @@ class TD3:
             batch = pretrain.concat(batch, demo)
         cfg, obs, next_obs = self.cfg, batch["obs"], batch["next_obs"]
         with torch.no_grad():
-            next_a = self.actor_target(next_obs)
-            if cfg.target_policy_noise > 0:
-                next_a = target_policy_smoothing(next_a, torch.randn_like(next_a),
-                                                 cfg.target_policy_noise, cfg.target_noise_clip)
             y = td_target(batch["rewards"], batch["terminated"], batch["discount"],
-                          self.critic_target(next_obs, next_a))
-        q = self.critic(obs, batch["actions"])
-        out = {"critic_loss": critic_loss(q, y, batch.get("weights"))}
+                          self.critic_target(next_obs, self._target_action(next_obs)))
+        obs_q, act_q, weights = obs, batch["actions"], batch.get("weights")
+        if self.mve is not None:  # J_Q on the model-expanded states and their H-step targets
+            pv = value_expansion.deterministic(self.actor, self.critic_target, self._target_action)
+            obs_q, act_q, y, weights = self.mve.expand(batch, y, weights, *pv)
+        q = self.critic(obs_q, act_q)
+        out = {"critic_loss": critic_loss(q, y, weights)}
         if "weights" in batch:  # prioritized replay: the new priorities
             out[TD_ERROR] = priority_error(q, y)[:n_online]
         if with_actor:
@@ -172,6 +179,15 @@ class TD3:
                 self._last_bc_loss = pretrain.bc_loss(pi_demo, demo["actions"]).detach()
         out["q"] = q.detach().mean()
         return out
+
+    def _target_action(self, next_obs: Tensor) -> Tensor:
+        """a' = mu'(s'), with target policy smoothing when target_policy_noise > 0."""
+        next_a = self.actor_target(next_obs)
+        if self.cfg.target_policy_noise > 0:
+            next_a = target_policy_smoothing(next_a, torch.randn_like(next_a),
+                                             self.cfg.target_policy_noise,
+                                             self.cfg.target_noise_clip)
+        return next_a
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One critic step; every policy_delay steps also an actor step and the target update."""
@@ -198,6 +214,8 @@ class TD3:
             terms["bc_loss"] = self._last_bc_loss
         if self.rnd is not None:
             terms["rnd_loss"] = self.rnd.step(self.rnd.inputs(batch["next_obs"]))
+        if self.mve is not None:
+            terms |= self.mve.schedule.terms
         return {k: v.detach() for k, v in terms.items()}
 
     def pretrain_update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -222,9 +240,11 @@ class TD3:
                       "optim": {"agent": state["optim"], "rnd": self.rnd_opt.state_dict()}}
         if self.demos is not None:
             state["demos"] = self.demos.state_dict() | {"last_bc_loss": self._last_bc_loss}
-        return state
+        return state if self.mve is None else nest_optim(state, "mve", self.mve.schedule)
 
     def load_state_dict(self, state: dict) -> None:
+        if self.mve is not None:
+            state = unnest_optim(state, "mve", self.mve.schedule)
         for name in ("actor", "critic", "actor_target", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])

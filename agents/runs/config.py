@@ -73,8 +73,12 @@ class TrainConfig:
     runs_dir: str = field(default="runs", metadata=RESUME)
     """Folder that holds run directories."""
     learned_reward: str = ""
-    """A gail or airl run whose learned reward (RUN/reward/) replaces the env's reward in the
+    """A gail, airl or gcl run whose learned reward (RUN/reward/) replaces the env's reward in the
     training envs; evaluation still reports the env's return ("": the env's reward)."""
+    dynamics: str = field(default="", metadata=option(metavar="PARAM=SCALE,..."))
+    """Changed physics for training and evaluation: each PARAM (mass, friction, damping or
+    gain, as the env exposes them) multiplied by SCALE > 0, e.g. mass=1.3 for a robot 1.3x as
+    heavy (sim.sim2real.DomainRandomization with a fixed factor; "": the env as registered)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -95,6 +99,34 @@ class TrainConfig:
         require(self.target_return is None or _is_finite(self.target_return),
                 "--target-return", self.target_return, "a finite number")
         resolve_device(self.device)
+        dynamics_scales(self.dynamics)
+
+
+def dynamics_scales(text: str) -> dict[str, float]:
+    """{param: scale} of a --dynamics value such as "mass=1.3,damping=0.8" ({} for "")."""
+    from sim.physics import PARAMETERS
+
+    accepted = (f"PARAM=SCALE pairs separated by commas, PARAM one of {', '.join(PARAMETERS)} "
+                "and SCALE a number > 0 (e.g. mass=1.3)")
+    require(isinstance(text, str), "--dynamics", text, accepted)
+    scales: dict[str, float] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = pair.partition("=")
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = math.nan
+        require(name.strip() in PARAMETERS and name.strip() not in scales and math.isfinite(scale)
+                and scale > 0, "--dynamics", text, accepted)
+        scales[name.strip()] = scale
+    return scales
+
+
+def env_options(dynamics: str) -> dict[str, Any]:
+    """The sim.make options of a --dynamics value: domain randomization over the one-point
+    ranges [scale, scale], so every episode has the same changed physics."""
+    scales = dynamics_scales(dynamics)
+    return {"domain_randomization": {k: (v, v) for k, v in scales.items()}} if scales else {}
 
 
 def default_eval_every(steps: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -16,16 +17,18 @@ Evaluator = Callable[[Callable[[np.ndarray], np.ndarray], str, int], np.ndarray]
 
 
 def evaluate(
-    act: Callable[[np.ndarray], np.ndarray], env: str, episodes: int = 10, *, seed: int = EVAL_SEED
+    act: Callable[[np.ndarray], np.ndarray], env: str, episodes: int = 10, *, seed: int = EVAL_SEED,
+    **options: Any,
 ) -> np.ndarray:
-    """Returns of `episodes` episodes, episode i seeded with seed + i, run as one vector env.
+    """Returns of `episodes` episodes, episode i seeded with seed + i, run as one vector env
+    (built with the sim.make `options`: a run's changed dynamics).
 
     `act` maps a batch of observations [B, obs_dim] to env actions [B, ...]; it should be
     deterministic for the protocol's numbers to mean anything.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    envs = sim.make_vec(env, episodes)
+    envs = sim.make_vec(env, episodes, **options)
     try:
         obs, _ = envs.reset(seed=[seed + i for i in range(episodes)])  # type: ignore[arg-type]
         returns = np.zeros(episodes)

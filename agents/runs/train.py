@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from agents.runs.config import (
     config_difference,
     config_from_dict,
     default_eval_every,
+    env_options,
     resolve_device,
     typed_fields,
 )
@@ -72,17 +74,21 @@ def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
     if algo.check is not None:
         algo.check(algo_cfg, cfg.env)
     reward = _learned_reward(cfg, algo)  # before the seed: the agent's init does not see it
+    options = _dynamics_options(cfg)
+    if options:  # training and evaluation on the changed physics
+        evaluator = functools.partial(evaluator, **options)
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     agent = algo.make_agent(algo_cfg, info, device)
-    envs = sim.make_vec(cfg.env, algo_cfg.num_envs, seed=cfg.seed) if (
+    envs = sim.make_vec(cfg.env, algo_cfg.num_envs, seed=cfg.seed, **options) if (
         algo.vector_envs and reward is None) else None
     if reward is not None:  # the same envs, their reward replaced by the learned one
         from agents.irl.reward import learned_reward_envs
 
-        envs = learned_reward_envs(reward, cfg.env, algo_cfg.num_envs, seed=cfg.seed)
+        envs = learned_reward_envs(reward, cfg.env, algo_cfg.num_envs, seed=cfg.seed,
+                                   **options)
     steps = cfg.steps or algo.default_steps(cfg.env)
     schedule = Schedule(
         steps=steps,
@@ -94,6 +100,22 @@ def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
         evaluate=evaluator,
     )
     return algo, agent, envs, schedule
+
+
+def _dynamics_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The sim.make options of --dynamics, checked on one env of the run's (a parameter the
+    env does not expose is refused in one line)."""
+    options = env_options(cfg.dynamics)
+    if options:
+        if not algorithm(cfg.algo).vector_envs:
+            raise ValueError(f"--dynamics needs an algorithm that steps training envs; "
+                             f"{cfg.algo} learns from a dataset or a model of the env")
+        try:
+            sim.make(cfg.env, **options).close()
+        except ValueError as e:
+            raise ValueError(f"--dynamics {cfg.dynamics!r} does not fit {cfg.env!r}: "
+                             f"{' '.join(str(e).split())}") from None
+    return options
 
 
 def _learned_reward(cfg: TrainConfig, algo: Algorithm) -> Any:

@@ -18,7 +18,10 @@ ENV = {"discrete": "cartpole", "continuous": "pendulum"}
 SMALL = {"hidden": (16,), "num_envs": 2, "num_steps": 8, "num_minibatches": 2,
          "buffer_size": 64, "batch_size": 8,
          # planners: a short unrolled graph keeps the export quick
-         "horizon": 3, "iterations": 1, "samples": 8, "elites": 2, "replan_every": 1}
+         "horizon": 3, "iterations": 1, "samples": 8, "elites": 2, "replan_every": 1,
+         # tdmpc: the prior's bundle; an agent after one update predicts near-equal returns,
+         # whose ranking rounding decides (its planner's export: tests/agents/latent)
+         "export_planner": False}
 
 
 def loop_protocol(algo) -> type:
@@ -60,7 +63,7 @@ def one_batch(agent, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         agent.set_expert_statistics(obs)
         half = {"obs": obs, "actions": actions, "next_obs": obs,
                 "terminated": torch.zeros(B, dtype=torch.bool)}
-        return half | {f"expert_{k}": v for k, v in half.items()}
+        return half | {"logp": torch.zeros(B)} | {f"expert_{k}": v for k, v in half.items()}
     if isinstance(agent, protocol.OnPolicyAgent):
         agent.normalize(obs, update=True)  # as the loop does with every observation
         return {"obs": obs, "actions": actions, "logp": torch.zeros(B), "values": torch.zeros(B),

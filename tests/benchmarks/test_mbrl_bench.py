@@ -37,7 +37,8 @@ def test_the_command_runs_every_task_and_library_by_default(monkeypatch):
 @pytest.mark.bad_input
 def test_an_unknown_task_names_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match=r"unknown tasks or libraries \['walker'\]; tasks: "
-                       r"pendulum, inverted-pendulum, cartpole-swingup, planning"):
+                       r"pendulum, inverted-pendulum, cartpole-swingup, mbpo-pendulum, "
+                       r"mbpo-inverted-pendulum, planning"):
         mbrl.run(["walker"], [0], ["kinema"], results=tmp_path / "r.json")
     assert not (tmp_path / "r.json").exists()
 
@@ -63,3 +64,16 @@ def test_the_report_gives_medians_and_the_pets_to_sac_ratio():
     assert "400 (3 seeds)" in row and "2,400 (3 seeds)" in row and "2,900 (3 seeds)" in row
     assert "**0.17x**" in row  # 400 / 2400
     assert "pendulum, mbrl-lib-pets: mbrl-lib peer: no venv" in text
+
+
+def test_the_mbpo_table_gives_step_ratios_and_ms_per_env_step():
+    def runs(*steps):
+        return {str(i): {"steps": s, "train_s": s / 10, "train_cpu_s": s / 100, "solved": True,
+                         "machine": "m"} for i, s in enumerate(steps)}
+
+    store = {"mbpo-pendulum": {"kinema-mbpo": runs(500, 600, 700),
+                               "kinema-sac": runs(2000, 2400, 3000),
+                               "sb3-sac": runs(2800, 2900, 3100)}}
+    row = next(line for line in mbrl.report(store).splitlines() if line.startswith("| pendulum"))
+    assert "600 (3 seeds)" in row and "2,400 (3 seeds)" in row and "2,900 (3 seeds)" in row
+    assert "**0.25x**" in row and row.endswith("| 100 / 10 |")  # 600 / 2400; 1e3 s / step

@@ -85,7 +85,9 @@ def test_deploy_ros_ctrl_c_sends_the_safe_action_last(
     node = kinema_proc("ros", str(bundle_copy), "--input", "joint-state", "--watchdog", "0.3",
                        "--duration", "60", "--json")
     end = time.monotonic() + 20
-    while ros_probe.last_status().get("state") != "running" and time.monotonic() < end:
+    # until the node runs and its first command has arrived (the status topic can be first)
+    while ((ros_probe.last_status().get("state") != "running" or not ros_probe.commands)
+           and time.monotonic() < end):
         ros_probe.publish_joint_state(["pole"], position=[0.3], velocity=[0.1])
         ros_probe.spin(0.05)
     assert ros_probe.last_status().get("state") == "running", node.err_lines
