@@ -121,13 +121,13 @@ def main(a: argparse.Namespace) -> None:
             markdown=a.markdown, log=lambda m: err_console.print(m, markup=False))))
         return
     if a.name == "mbrl":
-        from benchmarks import mbrl
+        from benchmarks import mbrl, mbrl_report
 
         store = mbrl.run(names(a.tasks) if a.tasks else [*mbrl.LEARNING, "planning"],
                          [int(s) for s in seeds], names(a.libs or ",".join(mbrl.LIBS)),
                          results=a.results or mbrl.RESULTS, markdown=a.markdown,
                          log=lambda m: err_console.print(m, markup=False))
-        print(mbrl.report(store))
+        print(mbrl_report.report(store))
         return
     (_latent if a.name == "latent" else _rl)(a, names, seeds)
 

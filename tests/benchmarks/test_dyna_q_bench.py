@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import dyna_q, mbrl
+from benchmarks import dyna_q, mbrl_report
 from kinema import bench
 
 
@@ -63,9 +63,9 @@ def test_the_mbrl_report_has_an_svg_row_beside_kinema_sac():
 
     store = {"pendulum": {"kinema-sac": runs(2000, 2400, 3000),
                           "kinema-svg": runs(1000, 1200, 1500)}}
-    text = mbrl.report(store)
+    text = mbrl_report.report(store)
     row = next(line for line in text.splitlines() if line.startswith("| pendulum")
                and "1,200" in line)
     assert "| 1,200 (3 seeds) | 2,400 (3 seeds) | **0.50x** | 12.0 | 24.0 | 6.0 | 12.0 |" in row
     assert "SVG(H)" in text
-    assert mbrl.svg_table({"pendulum": {"kinema-sac": runs(2000)}}) == ""
+    assert mbrl_report.svg_table({"pendulum": {"kinema-sac": runs(2000)}}) == ""

@@ -1,4 +1,5 @@
-"""`kinema bench mbrl` (benchmarks/mbrl.py): wiring, the FLOP count, and the report."""
+"""`kinema bench mbrl` (benchmarks/mbrl.py, mbrl_report.py): wiring, the FLOP count, and the
+report."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import pytest
 
 from agents.model_based.pets import PETSConfig
-from benchmarks import mbrl
+from benchmarks import mbrl, mbrl_report
 from kinema import bench
 
 
@@ -59,7 +60,7 @@ def test_the_report_gives_medians_and_the_pets_to_sac_ratio():
                                                                                    3000),
                           "sb3-sac": runs(2800, 2900, 3100),
                           "mbrl-lib-pets": {"0": {"error": "mbrl-lib peer: no venv"}}}}
-    text = mbrl.report(store)
+    text = mbrl_report.report(store)
     row = next(line for line in text.splitlines() if line.startswith("| pendulum"))
     assert "400 (3 seeds)" in row and "2,400 (3 seeds)" in row and "2,900 (3 seeds)" in row
     assert "**0.17x**" in row  # 400 / 2400
@@ -74,6 +75,7 @@ def test_the_mbpo_table_gives_step_ratios_and_ms_per_env_step():
     store = {"mbpo-pendulum": {"kinema-mbpo": runs(500, 600, 700),
                                "kinema-sac": runs(2000, 2400, 3000),
                                "sb3-sac": runs(2800, 2900, 3100)}}
-    row = next(line for line in mbrl.report(store).splitlines() if line.startswith("| pendulum"))
+    row = next(line for line in mbrl_report.report(store).splitlines()
+               if line.startswith("| pendulum"))
     assert "600 (3 seeds)" in row and "2,400 (3 seeds)" in row and "2,900 (3 seeds)" in row
     assert "**0.25x**" in row and row.endswith("| 100 / 10 |")  # 600 / 2400; 1e3 s / step
