@@ -263,6 +263,9 @@ class Algorithm:
     check: Callable[[Any, str], None] | None = None
     """(config, env) -> None; raises ValueError on inputs the loop would refuse later (run
     before the run folder is created, so a mistake leaves nothing behind)."""
+    preset_source: Callable[[str], str | None] = lambda env: None
+    """env name -> where its preset comes from (a tuned source or a measurement), or None
+    where the preset is the algorithm's generic fallback (`kinema envs` shows it)."""
 
 
 @runtime_checkable

@@ -63,6 +63,17 @@ class Task:
     """The module that holds sb3_algo: stable_baselines3, or sb3_contrib (TRPO)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Kinema config fields set over the preset (a variant of a task: prioritized replay)."""
+    final: bool = False
+    """A fixed-budget task (target None): the deterministic evaluation return after `budget`
+    env steps, not the steps to a target."""
+    sb3_normalize: bool = False
+    """SB3 trains in VecNormalize (observations and rewards), as RL-Zoo's `normalize: true`;
+    its evaluation normalizes observations with the training statistics."""
+
+    @property
+    def speed(self) -> bool:
+        """A speed task: train steps per second, no evaluation return."""
+        return self.target is None and not self.final
 
     @property
     def steps(self) -> int:
@@ -71,6 +82,26 @@ class Task:
 
 def _linear(start: float):
     return lambda progress_remaining: progress_remaining * start
+
+
+def _zoo_ppo(n_steps: int, batch_size: int, gamma: float, learning_rate: float, ent_coef: float,
+             clip_range: float, n_epochs: int, gae_lambda: float, max_grad_norm: float,
+             vf_coef: float, zoo_net: bool = True) -> dict[str, Any]:
+    """An RL-Zoo ppo.yml MuJoCo entry as SB3 keyword arguments (its policy_kwargs where it has
+    them: log_std_init -2, ortho_init False, ReLU, pi = vf = [256, 256])."""
+    kwargs: dict[str, Any] = dict(
+        n_steps=n_steps, batch_size=batch_size, gamma=gamma, ent_coef=ent_coef,
+        learning_rate=learning_rate, clip_range=clip_range, n_epochs=n_epochs,
+        gae_lambda=gae_lambda, max_grad_norm=max_grad_norm, vf_coef=vf_coef)
+    if zoo_net:
+        kwargs["policy_kwargs"] = dict(log_std_init=-2, ortho_init=False,
+                                       activation_fn=torch.nn.ReLU,
+                                       net_arch=dict(pi=[256, 256], vf=[256, 256]))
+    return kwargs
+
+
+LOCOMOTION_PPO_STEPS, LOCOMOTION_OFF_POLICY_STEPS = 100_000, 30_000
+"""Issue 17's budgets: PPO at 100k env steps, SAC and TD3 at 30k."""
 
 
 _ZOO_PENDULUM_TD3 = dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, noise_std=0.1,
@@ -108,6 +139,24 @@ TASKS: dict[str, Task] = {
     "trpo-cartpole": Task("trpo", "cartpole", 475, None, 1024, "TRPO", dict(
         n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98, gamma=0.99,
         learning_rate=1e-3, n_critic_updates=20), sb3_n_envs=2, sb3_package="sb3_contrib"),
+    # Locomotion at fixed budgets (issue 17): both sides at RL-Zoo's settings for the robot.
+    "ppo-halfcheetah-100k": Task("ppo", "halfcheetah", None, LOCOMOTION_PPO_STEPS, 25_000, "PPO",
+                                 _zoo_ppo(512, 64, 0.98, 2.0633e-5, 4.01762e-4, 0.1, 20, 0.92,
+                                          0.8, 0.58096), final=True, sb3_normalize=True,
+                                 sb3_source="RL-Zoo ppo.yml HalfCheetah-v4"),
+    "ppo-hopper-100k": Task("ppo", "hopper", None, LOCOMOTION_PPO_STEPS, 25_000, "PPO",
+                            _zoo_ppo(512, 32, 0.999, 9.80828e-5, 2.29519e-3, 0.2, 5, 0.99, 0.7,
+                                     0.835671), final=True, sb3_normalize=True,
+                            sb3_source="RL-Zoo ppo.yml Hopper-v4"),
+    "ppo-walker2d-100k": Task("ppo", "walker2d", None, LOCOMOTION_PPO_STEPS, 25_000, "PPO",
+                              _zoo_ppo(512, 32, 0.99, 5.05041e-5, 5.85045e-4, 0.1, 20, 0.95, 1.0,
+                                       0.871923, zoo_net=False), final=True, sb3_normalize=True,
+                              sb3_source="RL-Zoo ppo.yml Walker2d-v4"),
+    **{f"{algo}-{env}-30k": Task(algo, env, None, LOCOMOTION_OFF_POLICY_STEPS, 10_000,
+                                 algo.upper(), dict(learning_starts=10_000) | (
+                                     dict(noise_std=0.1) if algo == "td3" else {}),
+                                 final=True, sb3_source=f"RL-Zoo {algo}.yml MuJoCo defaults")
+       for algo in ("sac", "td3") for env in ("halfcheetah", "hopper")},
 }
 
 
@@ -138,13 +187,13 @@ class _CpuClock:
 def run_kinema(task: Task, seed: int, root: Path) -> dict[str, Any]:
     algo = algorithm(task.algo)
     cfg = dataclasses.replace(algo.preset(task.env), **task.overrides)
-    if task.target is None:  # speed: the preset's networks, the shared warm-up
+    if task.speed:  # the preset's networks, the shared warm-up
         cfg = dataclasses.replace(cfg, learning_starts=SPEED_STEPS[0])
     clock = _CpuClock()
     result = train(TrainConfig(algo=task.algo, env=task.env, steps=task.steps, seed=seed,
-                               eval_every=SPEED_STEPS[0] if task.target is None
-                               else task.eval_every, target_return=task.target,
-                               eval_episodes=1 if task.target is None else 10,
+                               eval_every=SPEED_STEPS[0] if task.speed else task.eval_every,
+                               target_return=task.target,
+                               eval_episodes=1 if task.speed else 10,
                                runs_dir=str(root)), cfg, evaluator=clock.wrap(evaluate))
     rows = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
     evals = [(r["step"], r["return_mean"], r["train_s"], cpu)
@@ -162,7 +211,8 @@ def _sb3_callback(task: Task) -> Any:
             super().__init__()
             self.evals: list[tuple[int, float, float, float]] = []
             self.eval_s, self.done = 0.0, False
-            self.next_eval = SPEED_STEPS[0] if task.target is None else task.eval_every
+            self.next_eval = SPEED_STEPS[0] if task.speed else task.eval_every
+            self.policy = lambda o: self.model.predict(o, deterministic=True)[0]
             self.t0 = time.perf_counter()
             self.cpu = _CpuClock()
 
@@ -171,9 +221,8 @@ def _sb3_callback(task: Task) -> Any:
             train_s = time.perf_counter() - self.t0 - self.eval_s
             e0 = time.perf_counter()
             ret = float("nan")
-            if task.target is not None:
-                ret = float(self.cpu.wrap(evaluate)(
-                    lambda o: self.model.predict(o, deterministic=True)[0], task.env).mean())
+            if not task.speed:
+                ret = float(self.cpu.wrap(evaluate)(self.policy, task.env).mean())
             else:
                 self.cpu.wrap(lambda: None)()
             self.eval_s += time.perf_counter() - e0
@@ -204,9 +253,15 @@ def run_sb3(task: Task, seed: int) -> dict[str, Any]:
     algo_cls = getattr(importlib.import_module(task.sb3_package), task.sb3_algo)
     cpu = _CpuClock()  # from before the model is built, as for Kinema (train() builds it)
     venv = make_vec_env(lambda: sim.make(task.env), n_envs=task.sb3_n_envs, seed=seed)
+    if task.sb3_normalize:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        venv = norm = VecNormalize(venv, gamma=kwargs.get("gamma", 0.99))
     model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
     callback = _sb3_callback(task)
     callback.cpu, callback.t0 = cpu, time.perf_counter()
+    if task.sb3_normalize:  # evaluate on raw observations, normalized as in training
+        callback.policy = lambda o: model.predict(norm.normalize_obs(o), deterministic=True)[0]
     model.learn(total_timesteps=task.steps, callback=callback)
     if not callback.done and (not callback.evals or callback.evals[-1][0] < model.num_timesteps):
         callback.point()  # the budget is spent: a last evaluation, as Kinema's loop makes
@@ -215,6 +270,10 @@ def run_sb3(task: Task, seed: int) -> dict[str, Any]:
 
 def _summary(task: Task, evals: list[tuple[int, float, float, float]]) -> dict[str, Any]:
     """evals: (env steps, mean return, train wall s, train CPU s) at each evaluation."""
+    if task.final:
+        steps, ret, train_s, cpu_s = evals[-1]
+        return {"steps": steps, "return": ret, "train_s": train_s, "train_cpu_s": cpu_s,
+                "evals": evals}
     if task.target is None:
         (s0, _, t0, c0), (s1, _, t1, c1) = evals[0], evals[-1]
         return {"steps_per_s": (s1 - s0) / max(t1 - t0, 1e-9),
@@ -289,6 +348,8 @@ def report(store: dict[str, Any]) -> str:
     speed = []
     for name, task in TASKS.items():
         runs = store.get(name, {})
+        if task.final:
+            continue
         if task.target is None:
             for lib in LIBS:
                 rates = [r["steps_per_s"] for r in runs.get(lib, {}).values()]
@@ -312,6 +373,9 @@ def report(store: dict[str, Any]) -> str:
     text = "\n".join(lines)
     if speed:
         text += "\n\n" + "\n".join(f"- {s}" for s in speed)
+    final = final_report(store)
+    if final:
+        text += "\n\n" + final
     machines = sorted({r.get("machine", "?") for t in store.values() for lib in t.values()
                        for r in lib.values()})
     peers = f"Stable-Baselines3 {stable_baselines3.__version__}"
@@ -319,6 +383,50 @@ def report(store: dict[str, Any]) -> str:
         peers += f", sb3-contrib {importlib.import_module('sb3_contrib').__version__}"
     text += f"\n\n{peers}; machine: {'; '.join(machines)}."
     return text
+
+
+def _spread(xs: list[float]) -> str:
+    return f"{_median(xs):,.0f} ({min(xs):,.0f} to {max(xs):,.0f})" if len(xs) > 1 \
+        else f"{xs[0]:,.0f}"
+
+
+def _final_row(name: str, task: Task, runs: dict[str, Any]) -> list[str] | None:
+    libs = [lib for lib in LIBS if runs.get(lib)]
+    if "kinema" not in libs or len(libs) < 2:
+        return None
+    seeds = sorted(set.intersection(*(set(runs[lib]) for lib in libs)), key=int)
+    if not seeds:
+        return None
+    med = {(lib, key): _median([runs[lib][s][key] for s in seeds])
+           for lib in libs for key in ("train_s", "train_cpu_s")}
+    peers = [lib for lib in LIBS if lib != "kinema"]
+    row = [name, f"{task.steps:,}", str(len(seeds))]
+    row += [_spread([runs[lib][s]["return"] for s in seeds]) if lib in libs else "—"
+            for lib in ["kinema", *peers]]
+    row += [f"{med[lib, 'train_s']:.1f}" if lib in libs else "—" for lib in ["kinema", *peers]]
+    for key in ("train_s", "train_cpu_s"):
+        row += [f"**{med['kinema', key] / med[p, key]:.2f}x**" if p in libs else "—"
+                for p in peers]
+    return row
+
+
+def final_report(store: dict[str, Any]) -> str:
+    """The fixed-budget rows: final deterministic return, median (range) over the seeds every
+    library ran, and train seconds with Kinema's ratio to each peer."""
+    peers = [LABELS[lib] for lib in LIBS if lib != "kinema"]
+    head = ["task", "budget", "seeds", "Kinema return", *(f"{p} return" for p in peers),
+            "Kinema train s", *(f"{p} train s" for p in peers),
+            *(f"time / {p}" for p in peers), *(f"CPU / {p}" for p in peers)]
+    rows = [row for name, task in TASKS.items() if task.final
+            and (row := _final_row(name, task, store.get(name, {}))) is not None]
+    if not rows:
+        return ""
+    table = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    table += ["| " + " | ".join(row) + " |" for row in rows]
+    return ("Fixed budgets (issue 17): the deterministic evaluation return (10 episodes) after "
+            "the budget, median (range) over seeds; both sides at RL-Zoo's settings for the "
+            "robot (Kinema: its presets, agents/model_free/robot_presets.py).\n\n"
+            + "\n".join(table))
 
 
 FIGURES = Path("benchmarks/results/figures")
@@ -337,7 +445,7 @@ def figure(store: dict[str, Any], folder: Path = FIGURES) -> Path:
     for name, task in TASKS.items():
         runs = store.get(name, {})
         seeds = sorted(set.intersection(*(set(runs.get(lib, {})) for lib in LIBS)), key=int)
-        if task.target is None or not seeds:
+        if task.target is None or not seeds:  # speed and fixed-budget tasks: tables only
             continue
         panels.append((f"{name} (target {task.target:g}, {len(seeds)} seeds)",
                        [(LABELS.get(lib, lib), [runs[lib][s]["train_s"] for s in seeds],

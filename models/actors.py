@@ -89,7 +89,8 @@ class ActorCritic(nn.Module):
     """pi(a|s) and V(s) on normalized observations, for discrete or continuous actions.
 
     Continuous actions use a diagonal Gaussian with a state-independent log-std, as in PPO's
-    reference implementation; the mean is unbounded and the env clips to [-1, 1].
+    reference implementation; the mean is unbounded and the env clips to [-1, 1]. With
+    `orthogonal` False both networks keep PyTorch's default init (RL-Zoo's `ortho_init=False`).
     """
 
     obs_norm: RunningNorm
@@ -103,12 +104,15 @@ class ActorCritic(nn.Module):
         hidden: Sequence[int] = (64, 64),
         activation: str = "tanh",
         init_log_std: float = 0.0,
+        orthogonal: bool = True,
     ) -> None:
         super().__init__()
         self.discrete = discrete
         self.obs_norm = RunningNorm((obs_dim,))
-        self.actor = mlp(obs_dim, hidden, act_dim, activation=activation, out_gain=0.01)
-        self.critic = mlp(obs_dim, hidden, 1, activation=activation, out_gain=1.0)
+        self.actor = mlp(obs_dim, hidden, act_dim, activation=activation, out_gain=0.01,
+                         orthogonal=orthogonal)
+        self.critic = mlp(obs_dim, hidden, 1, activation=activation, out_gain=1.0,
+                          orthogonal=orthogonal)
         if not discrete:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
 

@@ -32,8 +32,10 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.on_policy import train_on_policy
+from agents.model_free import robot_presets
 from agents.model_free.on_policy import ActorCriticActing
 from agents.model_free.rnd import RND, combined_advantage
+from agents.model_free.robot_presets import Preset, Presets
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
@@ -89,6 +91,9 @@ class PPOConfig:
     """Scale rewards by the running std of the discounted return."""
     init_log_std: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    ortho_init: bool = True
+    """Orthogonal init of actor and critic (Huang et al. 2022); False: PyTorch's default init,
+    as RL-Zoo's tuned MuJoCo settings use."""
     rnd: float = 0.0
     """Random network distillation: the scale of the intrinsic advantage, A = rnd_ext_coef *
     A_E + rnd * rnd_int_coef * A_I (1: the paper's weights); 0 turns RND off."""
@@ -160,7 +165,7 @@ class PPO(ActorCriticActing):
         obs_dim, act_dim = info.obs_dim, info.act_dim
         self.net = ActorCritic(
             obs_dim, act_dim, discrete=info.discrete, hidden=cfg.hidden,
-            activation=cfg.activation, init_log_std=cfg.init_log_std,
+            activation=cfg.activation, init_log_std=cfg.init_log_std, orthogonal=cfg.ortho_init,
         ).to(device)
         # fused: one kernel per step for all parameters (the per-tensor loop PyTorch picks on
         # CPU otherwise costs more than the math for these small nets)
@@ -325,40 +330,44 @@ def _identity_norm(norm: RunningNorm) -> RunningNorm:
     return ident
 
 
+_TUNED = Presets({
+    # RL-Zoo's CartPole-v1 settings with half the epochs, a doubled step size and two
+    # minibatches: the same number of gradient steps per rollout solves in a median of
+    # ~7k env steps instead of ~14k (10 seeds; BENCHMARKS.md).
+    "cartpole": Preset(dict(num_envs=8, num_steps=32, lr=2e-3, gamma=0.98, lam=0.8,
+                            num_minibatches=2, update_epochs=10, ent_coef=0.0, clip_vloss=False),
+                       "RL-Zoo ppo.yml CartPole-v1, retuned here (BENCHMARKS.md)", 100_000),
+    # RL-Zoo's tuned Pendulum settings: short GAE horizon, reward scaling, many epochs.
+    "pendulum": Preset(dict(num_envs=4, num_steps=256, lr=1e-3, gamma=0.9, lam=0.95,
+                            update_epochs=10, num_minibatches=16, clip_coef=0.2,
+                            norm_reward=True, init_log_std=-0.5, max_grad_norm=0.5),
+                       "RL-Zoo ppo.yml Pendulum-v1 (BENCHMARKS.md)", 200_000),
+    # The sparse-reward demo of `rnd`: short rollouts over 8 envs, few epochs (fast on CPU).
+    # Reward scaling keeps the -1 per step from swamping the intrinsic advantage.
+    "mountaincar": Preset(dict(num_envs=8, num_steps=128, lr=1e-3, update_epochs=4,
+                               num_minibatches=4, ent_coef=0.0, norm_reward=True),
+                          "measured here with RND (BENCHMARKS.md, exploration)", 100_000),
+    "inverted-pendulum": Preset(dict(num_envs=4, num_steps=256, lr=3e-4, update_epochs=10,
+                                     num_minibatches=8, norm_reward=True),
+                                "measured here (BENCHMARKS.md)"),
+} | robot_presets.PPO)
+_TUNED["mountaincar-continuous"] = Preset(_TUNED["mountaincar"].fields,
+                                          _TUNED["mountaincar"].source)
+_FALLBACK = dict(num_envs=4, num_steps=512, lr=3e-4, update_epochs=10, num_minibatches=32,
+                 norm_reward=True)
+
+
 def preset(env: str) -> PPOConfig:
-    """Per-env defaults; tuned on this project's machine (see BENCHMARKS.md)."""
-    if env == "cartpole":
-        # RL-Zoo's CartPole-v1 settings with half the epochs, a doubled step size and two
-        # minibatches: the same number of gradient steps per rollout solves in a median of
-        # ~7k env steps instead of ~14k (10 seeds; BENCHMARKS.md).
-        return PPOConfig(num_envs=8, num_steps=32, lr=2e-3, gamma=0.98, lam=0.8,
-                         num_minibatches=2, update_epochs=10, ent_coef=0.0,
-                         clip_vloss=False)
-    if env == "pendulum":
-        # RL-Zoo's tuned Pendulum settings: short GAE horizon, reward scaling, many epochs.
-        return PPOConfig(num_envs=4, num_steps=256, lr=1e-3, gamma=0.9, lam=0.95,
-                         update_epochs=10, num_minibatches=16, clip_coef=0.2, norm_reward=True,
-                         init_log_std=-0.5, max_grad_norm=0.5)
-    if env in ("mountaincar", "mountaincar-continuous"):
-        # The sparse-reward demo of `rnd`: short rollouts over 8 envs, few epochs (fast on CPU).
-        # Reward scaling keeps the -1 per step from swamping the intrinsic advantage.
-        return PPOConfig(num_envs=8, num_steps=128, lr=1e-3, update_epochs=4,
-                         num_minibatches=4, ent_coef=0.0, norm_reward=True)
-    if env == "inverted-pendulum":
-        return PPOConfig(num_envs=4, num_steps=256, lr=3e-4, update_epochs=10,
-                         num_minibatches=8, norm_reward=True)
-    return PPOConfig(num_envs=4, num_steps=512, lr=3e-4, update_epochs=10, num_minibatches=32,
-                     norm_reward=True)
-
-
-def default_steps(env: str) -> int:
-    return {"cartpole": 100_000, "pendulum": 200_000, "mountaincar": 100_000}.get(env, 1_000_000)
+    """Per-env defaults: the small envs tuned on this project's machine, the robots from
+    agents/model_free/robot_presets.py, a generic fallback for the rest."""
+    return PPOConfig(**_TUNED.fields(env, _FALLBACK))
 
 
 ALGORITHMS = (
     Algorithm(
         name="ppo", config_cls=PPOConfig, preset=preset, make_agent=PPO, loop=train_on_policy,
-        actions=("discrete", "continuous"), default_steps=default_steps,
+        actions=("discrete", "continuous"), default_steps=_TUNED.steps(lambda env: 1_000_000),
+        preset_source=_TUNED.source,
         description="Proximal Policy Optimization (Schulman et al. 2017), on-policy.",
     ),
 )

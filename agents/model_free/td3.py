@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from agents.loops.off_policy import TD_ERROR, train_off_policy
 from agents.model_based import value_expansion
 from agents.model_based.model_schedule import nest_optim, unnest_optim
-from agents.model_free import off_policy, pretrain
+from agents.model_free import off_policy, pretrain, robot_presets
 from agents.model_free.off_policy import (
     ActorCriticConfig,
     adam,
@@ -45,6 +45,7 @@ from agents.model_free.off_policy import (
     polyak_update,
     priority_error,
 )
+from agents.model_free.robot_presets import Preset, Presets
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive
 from models.actors import DeterministicActor
@@ -269,17 +270,21 @@ DDPG: dict[str, Any] = dict(n_critics=1, policy_delay=1, target_policy_noise=0.0
 """What turns TD3 into DDPG (one critic, no delay, no target smoothing)."""
 
 
+_TUNED = Presets({
+    # RL-Zoo's gamma and lr, but 64x64 networks (cheap on CPU) and 1k instead of 10k random
+    # steps before learning (BENCHMARKS.md).
+    "pendulum": Preset(dict(gamma=0.98, hidden=(64, 64), buffer_size=200_000,
+                            learning_starts=1_000),
+                       "RL-Zoo td3.yml Pendulum, retuned here (BENCHMARKS.md)", 20_000),
+    "inverted-pendulum": Preset(dict(buffer_size=100_000, learning_starts=1_000),
+                                "measured here (BENCHMARKS.md)", 50_000),
+} | robot_presets.TD3)
+
+
 def preset(env: str) -> TD3Config:
-    """Per-env defaults; see BENCHMARKS.md for how they compare with Stable-Baselines3."""
-    if env == "pendulum":
-        # RL-Zoo's gamma and lr, but 64x64 networks (cheap on CPU) and 1k instead of 10k random
-        # steps before learning (BENCHMARKS.md).
-        return TD3Config(gamma=0.98, hidden=(64, 64), buffer_size=200_000, learning_starts=1_000)
-    if env == "inverted-pendulum":
-        return TD3Config(buffer_size=100_000, learning_starts=1_000)
-    if env == "halfcheetah":
-        return TD3Config(learning_starts=10_000)
-    return TD3Config()
+    """Per-env defaults: the small envs tuned here, the robots from
+    agents/model_free/robot_presets.py; see BENCHMARKS.md for how they compare with SB3."""
+    return TD3Config(**_TUNED.fields(env))
 
 
 def ddpg_preset(env: str) -> TD3Config:
@@ -290,14 +295,16 @@ def ddpg_preset(env: str) -> TD3Config:
 ALGORITHMS = (
     Algorithm(
         name="td3", config_cls=TD3Config, preset=preset, make_agent=TD3, loop=train_off_policy,
-        actions=("continuous",), default_steps=off_policy.continuous_control_steps,
+        actions=("continuous",), default_steps=_TUNED.steps(off_policy.continuous_control_steps),
+        preset_source=_TUNED.source,
         description="Twin Delayed DDPG (Fujimoto et al. 2018), off-policy, deterministic.",
         check=pretrain.check,
     ),
     Algorithm(
         name="ddpg", config_cls=TD3Config, preset=ddpg_preset, make_agent=TD3,
         loop=train_off_policy, actions=("continuous",),
-        default_steps=off_policy.continuous_control_steps,
+        default_steps=_TUNED.steps(off_policy.continuous_control_steps),
+        preset_source=_TUNED.source,
         description="Deep Deterministic Policy Gradient (Lillicrap et al. 2016): TD3's preset "
                     "with one critic, no delay, no target smoothing.",
         check=pretrain.check,

@@ -48,3 +48,22 @@ def test_unknown_task_is_one_line():
     assert r.returncode == 2
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "sac-pendulm" in lines[0] and "sac-pendulum" in lines[0]
+
+
+def test_fixed_budget_task_reports_the_final_return_of_both_libraries(tmp_path, monkeypatch):
+    # a PPO task at a fixed budget, SB3 in VecNormalize as RL-Zoo's `normalize: true`
+    tiny = rl.Task("ppo", "pendulum", None, 512, 256, "PPO",
+                   dict(n_steps=128, batch_size=64, n_epochs=1), sb3_n_envs=2, final=True,
+                   sb3_normalize=True, overrides=dict(num_envs=2, num_steps=128))
+    monkeypatch.setitem(rl.TASKS, "tiny-final", tiny)
+    results = tmp_path / "rl.json"
+    store = rl.run(["tiny-final"], [0], ["kinema", "sb3"], results=results, log=lambda _: None)
+    for lib in ("kinema", "sb3"):
+        r = store["tiny-final"][lib]["0"]
+        # trained the whole budget, evaluated along the way and at the end, no target
+        assert r["steps"] >= 512 and "solved" not in r and r["train_cpu_s"] > 0
+        assert [e[0] for e in r["evals"]][0] == 256 and r["return"] == r["evals"][-1][1]
+        assert -2000 < r["return"] < 0  # a pendulum return, so the evaluation really ran
+    table = rl.final_report(store)
+    assert "| tiny-final | 512 | 1 |" in table and "time / SB3" in table
+    assert "tiny-final" not in rl.report({k: v for k, v in store.items()}).split("Fixed")[0]
