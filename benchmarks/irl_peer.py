@@ -16,20 +16,20 @@ allow_pickle=False: no pickle on either side.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.mbrl_peer import PIP, TORCH, TORCH_DEPS, _env, _stream
+from benchmarks.mbrl_peer import PIP, RUN_TIMEOUT_S, TORCH, TORCH_DEPS
+from benchmarks.peer_venv import ensure_venv as ensure_peer_venv
+from benchmarks.peer_venv import stream, torch_probe
 
 SCRIPT = Path(__file__).resolve().parent / "peers" / "imitation_adversarial.py"
 VENV = Path("benchmarks/.venvs/imitation")
 IMITATION = "imitation==1.0.1"
+PEER = "imitation peer"
 RUNTIME = (
     "numpy==1.26.4", "gymnasium==0.29.1", "stable-baselines3==2.2.1", "Farama-Notifications==0.0.6",
     "GitPython==3.2.1", "Mako==1.4.3", "Markdown==3.11.3", "PyYAML==6.0.4", "Pygments==2.21.0",
@@ -52,8 +52,6 @@ RUNTIME = (
     "xxhash==4.1.0", "yarl==1.25.1", "fsspec==2026.6.0")
 """What pip resolved for imitation 1.0.1 beside torch 2.13.0 on Python 3.11 (fsspec is the one
 that differs from torch's pins: datasets caps it)."""
-READY = "kinema-ready.json"
-"""Written last into the venv: the pins it was built with (a half-built venv has none)."""
 
 
 def _spec() -> dict[str, Any]:
@@ -61,43 +59,12 @@ def _spec() -> dict[str, Any]:
             "imitation": IMITATION}
 
 
-def _check(cmd: list[str], what: str, *, timeout: float = 1800) -> str:
-    """Run `cmd`; on failure raise RuntimeError with one line: `what` and the last error line."""
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise RuntimeError(f"imitation peer: {what} failed ({e})") from None
-    if done.returncode != 0:
-        lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if "error" in ln.lower()] or lines or ["no output"]
-        raise RuntimeError(f"imitation peer: {what} failed (exit {done.returncode}): "
-                           f"{errors[-1][:300]}")
-    return done.stdout
-
-
 def ensure_venv(venv: Path = VENV) -> Path:
     """The peer venv's python, building the venv first when it is missing or stale."""
-    venv = venv.resolve()  # the peer runs in another working directory
-    python = venv / "bin" / "python"
-    ready = venv / READY
-    if python.exists() and ready.exists() and json.loads(ready.read_text()) == _spec():
-        return python
-    if venv.exists():
-        shutil.rmtree(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    _check([sys.executable, "-m", "venv", str(venv)], f"creating the venv {venv}")
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    _check([*pip, PIP], f"pip install {PIP}")
-    _check([*pip, TORCH, *TORCH_DEPS], f"pip install {TORCH}")
-    _check([*pip, TORCH, IMITATION, *RUNTIME], f"pip install {IMITATION}")
-    got = _check([str(python), "-I", "-c", "import torch, imitation.algorithms.adversarial.airl, "
-                  "imitation.algorithms.adversarial.gail; print(torch.__version__)"],
-                 "importing torch and imitation in the venv").strip()
-    if got.split("+")[0] != TORCH.split("==")[1]:
-        raise RuntimeError(f"imitation peer: the venv has torch {got}, not {TORCH}: "
-                           "an install replaced it")
-    ready.write_text(json.dumps(_spec()) + "\n")
-    return python
+    return ensure_peer_venv(
+        venv, _spec(), [[PIP], [TORCH, *TORCH_DEPS], [TORCH, IMITATION, *RUNTIME]], peer=PEER,
+        probe=torch_probe(TORCH, "imitation.algorithms.adversarial.airl",
+                          "imitation.algorithms.adversarial.gail"))
 
 
 def to_npz(dataset: Path | str, out: Path, max_episodes: int | None = None) -> dict[str, int]:
@@ -138,7 +105,8 @@ def run_imitation(algo: str, env: str, seed: int, steps: int, eval_every: int, d
         # -I: isolated, so neither our sys.path nor the working directory is importable;
         # cwd tmp: whatever imitation or SB3 writes stays out of the repository.
         cmd = [str(python), "-I", str(SCRIPT), json.dumps(args), str(out)]
-        code, last = _stream(cmd, Path(tmp), f"imitation peer: {algo} {env} seed {seed}")
+        code, _, last = stream(cmd, Path(tmp), f"{PEER}: {algo} {env} seed {seed}",
+                               timeout=RUN_TIMEOUT_S)
         if code != 0 or not out.exists():
             raise RuntimeError(f"imitation peer: {algo} {env} seed {seed} failed (exit {code}): "
                                f"{last[:300]}")

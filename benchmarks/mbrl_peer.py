@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
+
+from benchmarks.peer_venv import ensure_venv as ensure_peer_venv
+from benchmarks.peer_venv import stream, torch_probe
 
 SCRIPT = Path(__file__).resolve().parent / "peers" / "mbrl_pets.py"
 VENV = Path("benchmarks/.venvs/mbrl")
@@ -48,8 +46,7 @@ RUNTIME = ("numpy==1.26.4", "gymnasium==0.26.3", "gymnasium-notices==0.0.1",
            "antlr4-python3-runtime==4.9.3", "PyYAML==6.0.4", "termcolor==3.3.0", "tqdm==4.70.1",
            "packaging==26.4")
 MBRL = "mbrl==0.2.0"
-READY = "kinema-ready.json"
-"""Written last into the venv: the pins it was built with (a half-built venv has none)."""
+PEER = "mbrl-lib peer"
 RUN_TIMEOUT_S = 3 * 3600
 
 
@@ -57,77 +54,11 @@ def _spec() -> dict[str, Any]:
     return {"pip": PIP, "torch": [TORCH, *TORCH_DEPS], "runtime": list(RUNTIME), "mbrl": MBRL}
 
 
-def _check(cmd: list[str], what: str, *, timeout: float = 1800) -> str:
-    """Run `cmd`; on failure raise RuntimeError with one line: `what` and the last error line."""
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=_env())
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise RuntimeError(f"mbrl-lib peer: {what} failed ({e})") from None
-    if done.returncode != 0:
-        lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if "error" in ln.lower()] or lines or ["no output"]
-        raise RuntimeError(f"mbrl-lib peer: {what} failed (exit {done.returncode}): "
-                           f"{errors[-1][:300]}")
-    return done.stdout
-
-
-def _env() -> dict[str, str]:
-    """Our environment without what would leak Kinema's venv into the peer's."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    return env | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _stream(cmd: list[str], cwd: Path, what: str) -> tuple[int, str]:
-    """Run `cmd`, passing its stderr (progress lines) on to ours; (exit code, last line)."""
-    last = "no output"
-    with subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True) as proc:
-        killed: list[bool] = []
-
-        def kill() -> None:
-            killed.append(True)
-            proc.kill()
-
-        timer = threading.Timer(RUN_TIMEOUT_S, kill)
-        timer.start()
-        try:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                print(line, end="", file=sys.stderr, flush=True)
-                last = line.strip() or last
-            code = proc.wait()
-        finally:
-            timer.cancel()
-    if killed:
-        last = f"{what} ran past {RUN_TIMEOUT_S} s"
-    return code, last
-
-
 def ensure_venv(venv: Path = VENV) -> Path:
     """The peer venv's python, building the venv first when it is missing or stale."""
-    venv = venv.resolve()  # the peer runs in another working directory
-    python = venv / "bin" / "python"
-    ready = venv / READY
-    if python.exists() and ready.exists() and json.loads(ready.read_text()) == _spec():
-        return python
-    if venv.exists():
-        shutil.rmtree(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    _check([sys.executable, "-m", "venv", str(venv)], f"creating the venv {venv}")
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    _check([*pip, PIP], f"pip install {PIP}")
-    _check([*pip, TORCH, *TORCH_DEPS], f"pip install {TORCH}")
-    _check([*pip, *RUNTIME], "pip install of mbrl-lib's run-time dependencies")
-    _check([*pip, "--no-deps", MBRL], f"pip install {MBRL}")
-    got = _check([str(python), "-I", "-c", "import torch, mbrl.planning, mbrl.models; "
-                  "print(torch.__version__)"], "importing torch and mbrl in the venv").strip()
-    if got.split("+")[0] != TORCH.split("==")[1]:
-        raise RuntimeError(f"mbrl-lib peer: the venv has torch {got}, not {TORCH}: "
-                           "an install replaced it")
-    ready.write_text(json.dumps(_spec()) + "\n")
-    return python
+    return ensure_peer_venv(
+        venv, _spec(), [[PIP], [TORCH, *TORCH_DEPS], list(RUNTIME), ["--no-deps", MBRL]],
+        peer=PEER, probe=torch_probe(TORCH, "mbrl.planning", "mbrl.models"))
 
 
 def run_mbrl_lib(env: str, seed: int, steps: int, eval_every: int, target: float,
@@ -149,7 +80,8 @@ def run_mbrl_lib(env: str, seed: int, steps: int, eval_every: int, target: float
         # -I: isolated, so neither our sys.path nor the working directory is importable;
         # cwd tmp: whatever mbrl-lib writes stays out of the repository.
         cmd = [str(python), "-I", str(SCRIPT), json.dumps(args), str(out)]
-        code, last = _stream(cmd, Path(tmp), f"mbrl-lib peer: {env} seed {seed}")
+        code, _, last = stream(cmd, Path(tmp), f"{PEER}: {env} seed {seed}",
+                               timeout=RUN_TIMEOUT_S)
         if code != 0 or not out.exists():
             raise RuntimeError(f"mbrl-lib peer: {env} seed {seed} failed (exit {code}): "
                                f"{last[:300]}")

@@ -36,10 +36,13 @@ import sim
 from agents.registry import algorithm
 from agents.runs.evaluation import evaluate
 from agents.runs.train import TrainConfig, train
+from benchmarks import sbx_peer
 from benchmarks.markdown import machine
 from benchmarks.markdown import write_section as write_markdown_section
 
-LIBS = ("kinema", "sb3")
+LIBS = ("kinema", "sb3", "sbx")
+"""sbx: SBX (Stable-Baselines in JAX) in its own venv (benchmarks/sbx_peer.py), on the tasks of
+its table."""
 RESULTS = Path("benchmarks/results/rl.json")
 BEGIN, END = "<!-- kinema bench rl: begin -->", "<!-- kinema bench rl: end -->"
 SPEED_STEPS = (1_000, 3_000)
@@ -308,9 +311,14 @@ def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RES
             continue
         for seed in seeds:
             for lib in libs:  # interleaved, so load on the machine hits both alike
+                if lib == "sbx" and name not in sbx_peer.SBX_TASKS:
+                    log(f"{name}: SBX has no row for it; skipped")
+                    continue
                 with tempfile.TemporaryDirectory() as tmp:
                     out = (run_kinema(task, seed, Path(tmp)) if lib == "kinema"
-                           else run_sb3(task, seed))
+                           else run_sb3(task, seed) if lib == "sb3"
+                           else _summary(task, [tuple(e) for e in
+                                                sbx_peer.run_sbx(name, task, seed)["evals"]]))
                 out |= {"machine": _machine(), "date": datetime.now().isoformat(timespec="seconds")}
                 store.setdefault(name, {}).setdefault(lib, {})[str(seed)] = out
                 log(json.dumps({"task": name, "lib": lib, "seed": seed,
@@ -373,9 +381,9 @@ def report(store: dict[str, Any]) -> str:
     text = "\n".join(lines)
     if speed:
         text += "\n\n" + "\n".join(f"- {s}" for s in speed)
-    final = final_report(store)
-    if final:
-        text += "\n\n" + final
+    for extra in (sbx_report(store), final_report(store)):
+        if extra:
+            text += "\n\n" + extra
     machines = sorted({r.get("machine", "?") for t in store.values() for lib in t.values()
                        for r in lib.values()})
     peers = f"Stable-Baselines3 {stable_baselines3.__version__}"
@@ -383,6 +391,29 @@ def report(store: dict[str, Any]) -> str:
         peers += f", sb3-contrib {importlib.import_module('sb3_contrib').__version__}"
     text += f"\n\n{peers}; machine: {'; '.join(machines)}."
     return text
+
+
+def sbx_report(store: dict[str, Any]) -> str:
+    """The time-to-target rows beside SBX (SB3's algorithms in JAX, its own venv): SBX's steps
+    and seconds, and Kinema's time over SBX's, on the seeds both ran."""
+    lines = ["| task | target | seeds | Kinema steps | SBX steps | Kinema train s | SBX train s "
+             "| time / SBX | Kinema CPU s | SBX CPU s | CPU / SBX |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, task in TASKS.items():
+        ours, peer = store.get(name, {}).get("kinema", {}), store.get(name, {}).get("sbx", {})
+        seeds = sorted(set(ours) & set(peer), key=int)
+        if task.target is None or not seeds:
+            continue
+        (ks, km), (ss, sm) = _med(ours, seeds, "steps"), _med(peer, seeds, "steps")
+        (kt, _), (st, _) = _med(ours, seeds, "train_s"), _med(peer, seeds, "train_s")
+        (kc, _), (sc, _) = _med(ours, seeds, "train_cpu_s"), _med(peer, seeds, "train_cpu_s")
+        lines.append(f"| {name} | {task.target:g} | {len(seeds)} | {ks:,.0f}{km} | {ss:,.0f}{sm} "
+                     f"| {kt:.1f} | {st:.1f} | **{kt / st:.2f}x** | {kc:.1f} | {sc:.1f} "
+                     f"| **{kc / sc:.2f}x** |")
+    if len(lines) == 2:
+        return ""
+    return ("Beside SBX (benchmarks/sbx_peer.py: its own venv, the same RL-Zoo settings as the "
+            "SB3 column, JAX's compile time counted as train time):\n\n" + "\n".join(lines))
 
 
 def _spread(xs: list[float]) -> str:
@@ -433,7 +464,7 @@ FIGURES = Path("benchmarks/results/figures")
 FIGURE = "rl-time-to-target.png"
 FIGURE_SIZE = (10.0, 6.0)
 """Inches at analysis/plot.py's DPI: a PNG of 1000 x 600 pixels."""
-LABELS = {"kinema": "Kinema", "sb3": "SB3"}
+LABELS = {"kinema": "Kinema", "sb3": "SB3", "sbx": "SBX"}
 
 
 def figure(store: dict[str, Any], folder: Path = FIGURES) -> Path:
@@ -444,12 +475,14 @@ def figure(store: dict[str, Any], folder: Path = FIGURES) -> Path:
     panels = []
     for name, task in TASKS.items():
         runs = store.get(name, {})
-        seeds = sorted(set.intersection(*(set(runs.get(lib, {})) for lib in LIBS)), key=int)
+        libs = [lib for lib in LIBS if runs.get(lib)]  # SBX where it ran
+        seeds = sorted(set.intersection(*(set(runs[lib]) for lib in libs)), key=int) \
+            if {"kinema", "sb3"} <= set(libs) else []
         if task.target is None or not seeds:  # speed and fixed-budget tasks: tables only
             continue
         panels.append((f"{name} (target {task.target:g}, {len(seeds)} seeds)",
                        [(LABELS.get(lib, lib), [runs[lib][s]["train_s"] for s in seeds],
-                         [bool(runs[lib][s]["solved"]) for s in seeds]) for lib in LIBS]))
+                         [bool(runs[lib][s]["solved"]) for s in seeds]) for lib in libs]))
     return bars(panels, Path(folder) / FIGURE, size=FIGURE_SIZE, ylabel="train seconds",
                 title="Train seconds to the target return: median bar, a point per seed "
                       "(hollow: missed the target)")

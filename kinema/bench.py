@@ -36,8 +36,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "real steps to the optimal policy (gridworld-4x4, gridworld-slippery)")
     b.add_argument("--tasks", help="comma-separated tasks (default: all; see benchmarks/rl.py)")
     b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    b.add_argument("--libs", help="rl: kinema, sb3 (default both); mbrl: kinema, sb3, mbrl-lib "
-                   "(default all three)")
+    b.add_argument("--libs", help="rl: kinema, sb3, sbx (default all; sbx builds its own "
+                   "venv); mbrl: kinema, sb3, mbrl-lib (default all three)")
     b.add_argument("--trials", type=positive_int, default=8,
                    help="sweep: trials, seeds 0..N-1 (default 8)")
     b.add_argument("--steps", type=positive_int, default=100_000,
@@ -158,7 +158,7 @@ def _rl(a: argparse.Namespace, names: Any, seeds: list[str]) -> None:
             rl.write_section(a.markdown, rl.report(json.loads(results.read_text())))
     else:
         rl.run(names(a.tasks) if a.tasks else list(rl.TASKS), [int(s) for s in seeds],
-               names(a.libs or "kinema,sb3"), results=results, markdown=a.markdown)
+               names(a.libs or ",".join(rl.LIBS)), results=results, markdown=a.markdown)
     store = json.loads(results.read_text())
     print(rl.report(store))
     if a.plot is not None:

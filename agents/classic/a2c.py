@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from agents.classic.reinforce import policy_gradient_loss, value_regression_loss
 from agents.loops.on_policy import train_on_policy
 from agents.model_free.on_policy import ActorCriticActing
+from agents.model_free.robot_presets import tuned_on
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
@@ -157,6 +158,8 @@ ALGORITHMS = (
     Algorithm(
         name="a2c", config_cls=A2CConfig, preset=preset, make_agent=A2C, loop=train_on_policy,
         actions=("discrete", "continuous"), default_steps=default_steps,
+        preset_source=tuned_on("RL-Zoo a2c.yml CartPole-v1 (the learning test's docstring)",
+                               "cartpole"),
         description="Advantage actor-critic, synchronous (Mnih et al. 2016), on-policy.",
     ),
 )

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from agents.loops.on_policy import train_on_policy
 from agents.model_free.on_policy import ActorCriticActing
+from agents.model_free.robot_presets import tuned_on
 from agents.protocol import Algorithm
 from agents.runs.config import require, require_number, require_positive, require_sizes
 from data.returns import gae
@@ -211,6 +212,7 @@ ALGORITHMS = (
     Algorithm(
         name="reinforce", config_cls=REINFORCEConfig, preset=preset, make_agent=REINFORCE,
         loop=train_on_policy, actions=("discrete", "continuous"), default_steps=default_steps,
+        preset_source=tuned_on("measured here (tests/agents/classic)", "cartpole"),
         description="REINFORCE with reward-to-go and a baseline (Williams 1992), on-policy.",
     ),
 )

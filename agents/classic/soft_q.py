@@ -32,6 +32,7 @@ from torch import Tensor
 from agents.loops.off_policy import train_off_policy
 from agents.model_free.dqn import QLearner
 from agents.model_free.off_policy import OffPolicyConfig, adam, new_replay
+from agents.model_free.robot_presets import tuned_on
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from models.critics import QNetwork
@@ -166,6 +167,7 @@ ALGORITHMS = (
     Algorithm(
         name="soft-q", config_cls=SoftQConfig, preset=preset, make_agent=SoftQ,
         loop=train_off_policy, actions=("discrete",), default_steps=default_steps,
+        preset_source=tuned_on("DQN's cart-pole preset, measured here", "cartpole"),
         description="Soft Q-learning (Haarnoja et al. 2017), discrete: soft Bellman backup, "
                     "Boltzmann policy at temperature alpha.",
     ),

@@ -34,6 +34,7 @@ from agents.classic.tabular import (
 )
 from agents.loops.tabular import train_tabular
 from agents.model_free.dqn import epsilon
+from agents.model_free.robot_presets import tuned_on
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive
 from sim.registry import EnvInfo
@@ -211,12 +212,14 @@ ALGORITHMS = (
         name="q-learning", config_cls=QLearningConfig, preset=preset_q, make_agent=TDControl,
         loop=train_tabular, actions=("discrete",), default_steps=default_steps,
         tabular=True, check=lambda cfg, env: check_tabular("q-learning", env),
+        preset_source=tuned_on("measured here (agents/classic/td_control.py)", *_PRESETS),
         description="Tabular Q-learning with epsilon-greedy exploration (Watkins 1989).",
     ),
     Algorithm(
         name="sarsa", config_cls=SARSAConfig, preset=preset_sarsa, make_agent=TDControl,
         loop=train_tabular, actions=("discrete",), default_steps=default_steps,
         tabular=True, check=lambda cfg, env: check_tabular("sarsa", env),
+        preset_source=tuned_on("measured here (agents/classic/td_control.py)", *_PRESETS),
         description="Tabular SARSA with epsilon-greedy exploration (Rummery & Niranjan 1994).",
     ),
 )

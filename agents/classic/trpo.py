@@ -29,6 +29,7 @@ from torch.nn.utils import parameters_to_vector as flat
 from agents.loops.on_policy import train_on_policy
 from agents.model_free.on_policy import ActorCriticActing
 from agents.model_free.ppo import value_loss
+from agents.model_free.robot_presets import tuned_on
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from data.returns import gae
@@ -304,6 +305,8 @@ ALGORITHMS = (
     Algorithm(
         name="trpo", config_cls=TRPOConfig, preset=preset, make_agent=TRPO, loop=train_on_policy,
         actions=("discrete", "continuous"), default_steps=default_steps,
+        preset_source=tuned_on("RL-Zoo trpo.yml, retuned here (BENCHMARKS.md)",
+                               "cartpole", "pendulum"),
         description="Trust Region Policy Optimization (Schulman et al. 2015), on-policy.",
     ),
 )

@@ -54,6 +54,7 @@ from agents.latent.planner import LatentMPPI, shift_plan
 from agents.loops.latent import train_latent
 from agents.model_based.mpc import Plans
 from agents.model_free.off_policy import polyak_update
+from agents.model_free.robot_presets import tuned_on
 from agents.protocol import Algorithm
 from data.replay import ReplayBuffer
 from models.world_model import WorldModel
@@ -298,6 +299,7 @@ ALGORITHMS = (
     Algorithm(
         name="tdmpc", config_cls=TDMPCConfig, preset=preset, make_agent=TDMPC,
         loop=train_latent, actions=("continuous",), default_steps=default_steps,
+        preset_source=tuned_on("measured here (the preset's comment)", "pendulum"),
         description="TD-MPC2 (Hansen et al. 2024): latent world model, MPPI with a policy "
                     "prior, from states or pixels.",
     ),

@@ -42,6 +42,7 @@ from agents.model_based.learned_model import ModelConfig
 from agents.model_based.mixed_replay import MixedReplay
 from agents.model_based.model_schedule import ModelSchedule, nest_optim, unnest_optim
 from agents.model_free import off_policy
+from agents.model_free.robot_presets import tuned_on
 from agents.model_free.sac import SAC, SACConfig
 from agents.model_free.sac import preset as sac_preset
 from agents.protocol import Algorithm
@@ -250,6 +251,8 @@ ALGORITHMS = (
         name="mbpo", config_cls=MBPOConfig, preset=preset, make_agent=MBPO,
         loop=train_off_policy, actions=("continuous",),
         default_steps=default_steps,
+        preset_source=tuned_on("MBPO's paper configs, retuned here (BENCHMARKS.md)",
+                               "pendulum", "inverted-pendulum"),
         description="Model-Based Policy Optimization (Janner et al. 2019): SAC on short "
                     "branched rollouts of a learned ensemble.",
     ),

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from agents.loops.off_policy import TD_ERROR, train_off_policy
 from agents.model_free.off_policy import OffPolicyConfig, adam, new_replay, polyak_update
+from agents.model_free.robot_presets import tuned_on
 from agents.protocol import Algorithm
 from agents.runs.config import require_number, require_positive, require_sizes
 from models.critics import QNetwork
@@ -219,6 +220,8 @@ ALGORITHMS = (
     Algorithm(
         name="dqn", config_cls=DQNConfig, preset=preset, make_agent=DQN, loop=train_off_policy,
         actions=("discrete",), default_steps=default_steps,
+        preset_source=tuned_on("RL-Zoo dqn.yml CartPole-v1, retuned here (BENCHMARKS.md)",
+                               "cartpole"),
         description="Double DQN (Mnih et al. 2015; van Hasselt et al. 2016), n-step, dueling.",
     ),
 )

@@ -67,3 +67,19 @@ def test_fixed_budget_task_reports_the_final_return_of_both_libraries(tmp_path, 
     table = rl.final_report(store)
     assert "| tiny-final | 512 | 1 |" in table and "time / SB3" in table
     assert "tiny-final" not in rl.report({k: v for k, v in store.items()}).split("Fixed")[0]
+
+
+def test_sbx_rows_are_reported_beside_kinema_and_tasks_without_one_are_skipped(tmp_path,
+                                                                              monkeypatch):
+    run = {"solved": True, "steps": 3000, "train_s": 10.0, "train_cpu_s": 8.0, "return": -150}
+    peer = run | {"steps": 4000, "train_s": 25.0, "train_cpu_s": 20.0}
+    store = {"sac-pendulum": {"kinema": {"0": run}, "sb3": {"0": peer}, "sbx": {"0": peer}}}
+    table = rl.sbx_report(store)
+    assert "| sac-pendulum | -200 | 1 | 3,000 | 4,000 | 10.0 | 25.0 | **0.40x** |" in table
+    assert "SBX" in rl.report(store)
+    # a task SBX has no row for is skipped with a line, not run
+    tiny = rl.Task("ddpg", "pendulum", -5000.0, 400, 200, "DDPG", {})
+    monkeypatch.setitem(rl.TASKS, "tiny-no-sbx", tiny)
+    lines: list[str] = []
+    rl.run(["tiny-no-sbx"], [0], ["sbx"], results=tmp_path / "rl.json", log=lines.append)
+    assert lines == ["tiny-no-sbx: SBX has no row for it; skipped"]

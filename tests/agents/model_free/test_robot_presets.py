@@ -55,9 +55,10 @@ def test_preset_fields_are_set_as_written(table, cls):
 
 
 def test_ppo_halfcheetah_is_rl_zoo_s_entry_in_kinema_s_names():
-    # RL-Zoo ppo.yml HalfCheetah-v4: n_envs 1, n_steps 512, batch_size 64 -> 8 minibatches
-    cfg = algorithm("ppo").preset("halfcheetah")
-    assert (cfg.num_envs, cfg.num_steps, cfg.num_minibatches, cfg.update_epochs) == (1, 512, 8, 20)
+    # RL-Zoo ppo.yml Hopper-v4: n_envs 1, n_steps 512, batch_size 32 -> 16 minibatches
+    cfg = algorithm("ppo").preset("hopper")
+    assert (cfg.num_envs, cfg.num_steps, cfg.num_minibatches, cfg.update_epochs) == (1, 512, 16, 5)
+    assert cfg.vf_coef == 2 * 0.835671  # SB3's value loss is twice Kinema's
     assert (cfg.hidden, cfg.activation, cfg.init_log_std, cfg.ortho_init) == \
         ((256, 256), "relu", -2.0, False)
     assert cfg.norm_obs and cfg.norm_reward and not cfg.anneal_lr and not cfg.clip_vloss
