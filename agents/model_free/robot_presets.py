@@ -134,9 +134,13 @@ PPO |= dict.fromkeys(("cheetah-run", "hopper-hop", "walker-walk", "quadruped-wal
 
 
 # -- SAC --------------------------------------------------------------------------------------
-_SAC_MUJOCO = Preset(dict(learning_starts=10_000),
+_SMALL_NETS = dict(hidden=(128, 128))
+"""128 x 128 instead of the Zoo's 256 x 256 for the MuJoCo robots: an update costs about half
+the CPU time (hopper at 30k env steps, seed 0: 170 CPU s against 309, return 325 against 322;
+SB3 at 256 x 256: 418 s, 279). Measured at 30k env steps only; not at the default 1M."""
+_SAC_MUJOCO = Preset(dict(learning_starts=10_000) | _SMALL_NETS,
                      "RL-Zoo sac.yml mujoco-defaults (HalfCheetah-v3: SB3's SAC, the SAC "
-                     "paper's settings, with 10k random steps)")
+                     "paper's settings, with 10k random steps), 128x128 networks")
 _SAC_BULLET = dict(lr=7.3e-4, buffer_size=300_000, batch_size=256, gamma=0.98, tau=0.02,
                    train_freq=8, gradient_steps=8, learning_starts=10_000, hidden=(400, 300))
 """RL-Zoo sac.yml `pybullet-defaults` (HalfCheetahBulletEnv-v0, tuned; gSDE left out)."""
@@ -161,10 +165,9 @@ SAC |= dict.fromkeys(("cheetah-run", "hopper-hop", "walker-walk", "quadruped-wal
 
 
 # -- TD3 (DDPG is its preset with TD3's additions off) -----------------------------------------
-_TD3_MUJOCO = Preset(dict(learning_starts=10_000),
+_TD3_MUJOCO = Preset(dict(learning_starts=10_000) | _SMALL_NETS,
                      "RL-Zoo td3.yml mujoco-defaults (10k random steps, Gaussian noise 0.1) over "
-                     "the TD3 paper's settings (Fujimoto et al. 2018), 256x256 as its authors' "
-                     "updated code")
+                     "the TD3 paper's settings (Fujimoto et al. 2018), 128x128 networks")
 _TD3_BULLET = dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, lr=1e-3,
                    exploration_noise=0.1, hidden=(400, 300))
 """RL-Zoo td3.yml's tuned PyBullet entries (HalfCheetahBulletEnv-v0 etc.); their updates run
