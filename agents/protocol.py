@@ -260,6 +260,9 @@ class Algorithm:
     """The loop steps `config.num_envs` training envs (False: it builds what it needs itself)."""
     tabular: bool = False
     """Runs on the tabular MDPs only (the sim tag `tabular`: it needs their model or states)."""
+    pixels: bool = False
+    """Trains from pixel observations too (it has an image encoder); the others refuse the
+    envs tagged `pixels`."""
     check: Callable[[Any, str], None] | None = None
     """(config, env) -> None; raises ValueError on inputs the loop would refuse later (run
     before the run folder is created, so a mistake leaves nothing behind)."""

@@ -13,6 +13,7 @@ import importlib
 from agents.protocol import Algorithm
 from sim.errors import UnknownNameError
 from sim.registry import EnvInfo, spec
+from sim.registry import names as env_names
 
 MODULES: dict[str, str] = {
     "ppo": "agents.model_free.ppo",
@@ -67,7 +68,14 @@ def algorithms() -> list[Algorithm]:
 
 
 def check_fits(algo: Algorithm, env: str, info: EnvInfo) -> None:
-    """Refuse an algorithm on an action space it cannot handle, naming those that can."""
+    """Refuse an algorithm on an action space or observations it cannot handle, naming those
+    that can."""
+    if "pixels" in spec(env).tags and not algo.pixels:
+        fits = sorted(a.name for a in algorithms() if a.pixels)
+        state = env.removesuffix("-pixels")
+        raise ValueError(f"{algo.name} trains from state vectors but {env!r} gives pixels; "
+                         f"algorithms for pixels: {', '.join(fits)}"
+                         + (f" (or {algo.name} on {state!r})" if state in env_names() else ""))
     kind = "discrete" if info.discrete else "continuous"
     if kind not in algo.actions:
         tabular = "tabular" in spec(env).tags

@@ -298,7 +298,7 @@ def default_steps(env: str) -> int:
 ALGORITHMS = (
     Algorithm(
         name="tdmpc", config_cls=TDMPCConfig, preset=preset, make_agent=TDMPC,
-        loop=train_latent, actions=("continuous",), default_steps=default_steps,
+        loop=train_latent, actions=("continuous",), default_steps=default_steps, pixels=True,
         preset_source=tuned_on("measured here (the preset's comment)", "pendulum"),
         description="TD-MPC2 (Hansen et al. 2024): latent world model, MPPI with a policy "
                     "prior, from states or pixels.",

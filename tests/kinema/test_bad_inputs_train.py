@@ -86,6 +86,9 @@ NEW_RUN = [
     (["ppo", "--env", "cartpole", "--steps", "2.5e-1"], ["--steps", "'2.5e-1'", "integer"]),
     (["ppo", "--env", "cartpole", "--keep-checkpoints", "-1"], ["--keep-checkpoints", "-1"]),
     (["ppo", "--env", "cartpole", "--threads", "1e9"], ["--threads", "at most 1024"]),
+    (["ppo", "--env", "cheetah-run-pixels"], ["'cheetah-run-pixels' gives pixels", "tdmpc",
+                                              "ppo on 'cheetah-run'"]),
+    (["sac", "--env", "walker-walk-pixels"], ["'walker-walk-pixels' gives pixels", "tdmpc"]),
 ]
 
 
