@@ -104,7 +104,7 @@ def _spread(xs: list[float]) -> str:
         else f"{xs[0]:,.0f}"
 
 
-def _final_row(name: str, task: Task, runs: dict[str, Any]) -> list[str] | None:
+def _final_row(name: str, task: Task, runs: dict[str, Any], peers: list[str]) -> list[str] | None:
     libs = [lib for lib in LIBS if runs.get(lib)]
     if "kinema" not in libs or len(libs) < 2:
         return None
@@ -113,7 +113,6 @@ def _final_row(name: str, task: Task, runs: dict[str, Any]) -> list[str] | None:
         return None
     med = {(lib, key): _median([runs[lib][s][key] for s in seeds])
            for lib in libs for key in ("train_s", "train_cpu_s")}
-    peers = [lib for lib in LIBS if lib != "kinema"]
     row = [name, f"{task.steps:,}", str(len(seeds))]
     row += [_spread([runs[lib][s]["return"] for s in seeds]) if lib in libs else "—"
             for lib in ["kinema", *peers]]
@@ -127,12 +126,15 @@ def _final_row(name: str, task: Task, runs: dict[str, Any]) -> list[str] | None:
 def final_report(store: dict[str, Any]) -> str:
     """The fixed-budget rows: final deterministic return, median (range) over the seeds every
     library ran, and train seconds with Kinema's ratio to each peer."""
-    peers = [LABELS[lib] for lib in LIBS if lib != "kinema"]
+    finals = {name: task for name, task in TASKS.items() if task.final}
+    libs = [lib for lib in LIBS if lib != "kinema"
+            and any(store.get(name, {}).get(lib) for name in finals)]  # the peers that ran
+    peers = [LABELS[lib] for lib in libs]
     head = ["task", "budget", "seeds", "Kinema return", *(f"{p} return" for p in peers),
             "Kinema train s", *(f"{p} train s" for p in peers),
             *(f"time / {p}" for p in peers), *(f"CPU / {p}" for p in peers)]
-    rows = [row for name, task in TASKS.items() if task.final
-            and (row := _final_row(name, task, store.get(name, {}))) is not None]
+    rows = [row for name, task in finals.items()
+            if (row := _final_row(name, task, store.get(name, {}), libs)) is not None]
     if not rows:
         return ""
     table = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
