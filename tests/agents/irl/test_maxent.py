@@ -101,11 +101,10 @@ def test_the_gradient_is_zero_at_the_true_reward():
 
 def test_learned_reward_gives_the_experts_value_and_the_cli_prints_it(tmp_path, capsys):
     """gridworld-4x4, 10 demonstrations of value iteration (kinema collect from the VI run): the
-    policy optimal for the learned reward has the expert's true value (0.99^5) after 100 steps.
+    run's policy has the expert's true value (0.99^5) after 100 steps.
 
-    Measured (true value of the learned reward's optimal policy, 50 demonstrations): 25 steps
-    -0.98 (into the hazard), 50, 100, 200 steps 0.951 = the expert's. On gridworld-slippery it
-    is not there yet: 0.39 after 200 steps against the expert's 0.668 (see the report)."""
+    Measured (true value of the run's policy, lr 1.0): 0.951 = the expert's from 10 steps on
+    (10, 25, 50, 100)."""
     runs, data = tmp_path / "runs", tmp_path / "demos"
     common = ["--env", "gridworld-4x4", "--runs-dir", str(runs), "--no-progress"]
     assert main(["train", "value-iteration", *common, "--json"]) == 0
@@ -137,6 +136,39 @@ def test_learned_reward_gives_the_experts_value_and_the_cli_prints_it(tmp_path, 
     assert torch.equal(a.theta, b.theta) and a.updates == b.updates == 104
 
 
+def test_on_slippery_dynamics_the_fitted_models_policy_has_the_experts_value(tmp_path):
+    """gridworld-slippery (20% slip, hazards beside the paths), 50 demonstrations of value
+    iteration, whose safe policy never enters a hazard (V = 0.668): after 200 gradient steps the
+    fitted model's policy (`policy soft`) has the expert's value within 5%, where re-solving the
+    learned reward at gamma 0.99 (`policy value-iteration`) does not.
+
+    Measured: soft 0.556 at 100 steps, 0.668 at 200 and 500; value-iteration 0.440, 0.450,
+    0.553 at 100, 200, 500 (from exact expert visits it stays at 0.45 to 3,000 steps)."""
+    env = "gridworld-slippery"
+    runs, data = tmp_path / "runs", tmp_path / "demos"
+    common = ["--env", env, "--no-progress", "--json"]
+    assert main(["train", "value-iteration", *common, "--runs-dir", str(runs / "vi")]) == 0
+    (expert,) = (runs / "vi").iterdir()
+    assert main(["collect", "--env", env, "--expert", str(expert), "--episodes", "50",
+                 "--out", str(data), "--json"]) == 0
+    m = tabular.mdp(env)
+    model = Model.of(m, CPU)
+
+    def value(policy: str) -> float:
+        assert main(["train", "maxent-irl", *common, "--dataset", str(data), "--steps", "200",
+                     "--policy", policy, "--eval-episodes", "1",
+                     "--runs-dir", str(runs / policy)]) == 0
+        (run,) = (runs / policy).iterdir()
+        assert json.loads((run / "values.json").read_text())["policy_from"] == policy
+        agent, _ = load_agent(run)
+        pi = one_hot_policy(agent.policy, m.n_actions)
+        return float(model.p0 @ policy_evaluation_exact(pi, model, 0.99))
+
+    expert_value = 0.6675
+    assert value("soft") >= 0.95 * expert_value
+    assert value("value-iteration") < 0.9 * expert_value
+
+
 def test_bad_input_is_one_line_before_the_run_folder(tmp_path):
     runs = tmp_path / "runs"
     with pytest.raises(ValueError, match="maxent-irl learns from demonstrations: --dataset ''"):
@@ -147,3 +179,5 @@ def test_bad_input_is_one_line_before_the_run_folder(tmp_path):
     assert not runs.exists() or not any(runs.iterdir())
     with pytest.raises(ValueError, match=r"horizon must be an integer >= 1, got 0"):
         MaxEntIRLConfig(horizon=0)
+    with pytest.raises(ValueError, match=r"policy must be soft or value-iteration, got 'vi'"):
+        MaxEntIRLConfig(policy="vi")
