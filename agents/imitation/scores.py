@@ -24,8 +24,9 @@ def expert_normalized_score(ret: float, random_ret: float, expert_ret: float) ->
     return (ret - random_ret) / (expert_ret - random_ret)
 
 
-def random_return(env: str, episodes: int) -> float:
-    """Mean return of uniform random actions on the evaluation seeds (numpy RNG seeded 0)."""
+def random_return(env: str, episodes: int, **options: Any) -> float:
+    """Mean return of uniform random actions on the evaluation seeds (numpy RNG seeded 0), on
+    the env made with the sim.make `options`."""
     info, rng = sim.spec(env).info, np.random.default_rng(0)
 
     def act(obs: np.ndarray) -> np.ndarray:
@@ -33,12 +34,13 @@ def random_return(env: str, episodes: int) -> float:
             return rng.integers(info.act_dim, size=len(obs))
         return rng.uniform(-1.0, 1.0, (len(obs), *info.action_shape)).astype(np.float32)
 
-    return float(evaluate(act, env, episodes).mean())
+    return float(evaluate(act, env, episodes, **options).mean())
 
 
-def expert_return(expert: Expert, env: str, episodes: int) -> float:
-    """Mean return of `expert` on the evaluation seeds, one env per episode (experts see it)."""
-    e = sim.make(env, render_mode=expert.render_mode)
+def expert_return(expert: Expert, env: str, episodes: int, **options: Any) -> float:
+    """Mean return of `expert` on the evaluation seeds, one env per episode (experts see it),
+    made with the sim.make `options`."""
+    e = sim.make(env, render_mode=expert.render_mode, **options)
     try:
         discrete = sim.spec(env).info.discrete
         eps = [run_episode(e, expert, EVAL_SEED + i, discrete=discrete)[0] for i in range(episodes)]
@@ -48,8 +50,12 @@ def expert_return(expert: Expert, env: str, episodes: int) -> float:
 
 
 def reference_returns(env: str, expert_spec: dict[str, Any], demo_returns: np.ndarray,
-                      episodes: int, expert: Expert | None = None) -> dict[str, float]:
-    """{"random", "expert"} returns for the normalized score (see the module docstring)."""
+                      episodes: int, expert: Expert | None = None,
+                      options: dict[str, Any] | None = None) -> dict[str, float]:
+    """{"random", "expert"} returns for the normalized score (see the module docstring), on the
+    env made with the sim.make `options` (a run's --dynamics: the expert replays there; a
+    dataset-only expert's demonstrations stand, as recorded)."""
+    options = options or {}
     while expert_spec.get("kind") == "dagger":  # a DAgger dataset: its labelling expert
         expert_spec = expert_spec["expert"]
     kind = expert_spec.get("kind")
@@ -59,9 +65,9 @@ def reference_returns(env: str, expert_spec: dict[str, Any], demo_returns: np.nd
         except (ValueError, OSError):
             expert = None  # e.g. the expert's run folder was moved: use the demonstrations
     replayable = expert is not None and expert.spec.get("kind") in ("scripted", "run")
-    ref = expert_return(expert, env, episodes) if replayable and expert else float(
+    ref = expert_return(expert, env, episodes, **options) if replayable and expert else float(
         np.mean(demo_returns))
-    return {"random": random_return(env, episodes), "expert": ref}
+    return {"random": random_return(env, episodes, **options), "expert": ref}
 
 
 def score_fields(reference: dict[str, float], labels: int, extra: dict[str, Any] | None = None

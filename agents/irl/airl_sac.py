@@ -73,6 +73,8 @@ class AIRLSAC(GeneratorAndDiscriminator):
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr)
         self.expert: dict[str, Tensor] | None = None
         """The dataset's transitions, read at the first update (evaluation does not need them)."""
+        self.last_disc: dict[str, Tensor] = {}
+        """The discriminator's accuracies at its last step (for the evaluation records)."""
 
     # -- acting (the generator's) ---------------------------------------------------------------
     def act(self, obs: Tensor | Any, *, deterministic: bool = False) -> Tensor:
@@ -133,8 +135,8 @@ class AIRLSAC(GeneratorAndDiscriminator):
         loss.backward()
         self.disc_opt.step()
         acc_e, acc_p = accuracy(le.detach(), lp.detach())
-        return terms | {"disc_loss": loss.detach(), "disc_expert_acc": acc_e,
-                        "disc_policy_acc": acc_p}
+        self.last_disc = {"disc_expert_acc": acc_e, "disc_policy_acc": acc_p}
+        return terms | {"disc_loss": loss.detach(), **self.last_disc}
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """A discriminator step, then a SAC step on the batch relabelled with f(s, a, s')."""
@@ -156,10 +158,23 @@ class AIRLSAC(GeneratorAndDiscriminator):
 
 def train_airl_sac(agent: AIRLSAC, envs: Any, run: Run, schedule: Any, *,
                    resume: dict[str, Any] | None = None, on_progress: Any = None) -> Any:
-    """The off-policy loop on the AIRL-SAC agent, then its reward written to RUN/reward/."""
-    from agents.loops.adversarial import write_reward
+    """The off-policy loop on the AIRL-SAC agent, its evaluations scored as the PPO path's are
+    (the true return, the expert-normalized score, the discriminator's accuracy); then its
+    reward written to RUN/reward/."""
+    from agents.imitation.scores import score_fields
+    from agents.loops.adversarial import dataset_reference, write_reward
     from agents.loops.off_policy import train_off_policy
 
-    loop = train_off_policy(agent, envs, run, schedule, resume=resume, on_progress=on_progress)
+    cfg = agent.airl_cfg
+    ds = open_dataset(cfg.dataset, run.env)
+    reference = dataset_reference(ds, cfg.max_episodes, run.env, schedule)  # the same on resume
+    n = len(ds) if cfg.max_episodes is None else min(len(ds), cfg.max_episodes)
+    scores = score_fields(reference, sum(len(e.actions) for e in ds.episodes(range(n))))
+
+    def fields(return_mean: float) -> dict[str, Any]:
+        return scores(return_mean) | {k: float(v) for k, v in agent.last_disc.items()}
+
+    loop = train_off_policy(agent, envs, run, schedule, resume=resume, on_progress=on_progress,
+                            eval_fields=fields)
     write_reward(run, agent)  # type: ignore[arg-type]  # it reads learned_reward() only
     return loop

@@ -59,6 +59,16 @@ def expert_transitions(ds: Dataset, max_episodes: int | None, discrete: bool,
             "terminated": torch.as_tensor(term, dtype=torch.bool).to(device)}
 
 
+def dataset_reference(ds: Dataset, max_episodes: int | None, env: str, schedule: Schedule
+                      ) -> dict[str, float]:
+    """The normalized score's references of a run learning from the first `max_episodes` of
+    `ds`, on the run's physics (schedule.env_options: --dynamics)."""
+    n = len(ds) if max_episodes is None else min(len(ds), max_episodes)
+    with torch.random.fork_rng(devices=[]):  # a run expert's init does not move the run's RNG
+        return reference_returns(env, ds.metadata.get("expert", {}), ds.returns()[:n],
+                                 schedule.eval_episodes, options=schedule.env_options)
+
+
 def write_reward(run: Run, agent: AdversarialAgent) -> None:
     """RUN/reward/: the learned reward's weights (safetensors) and description (JSON), replaced
     as one folder so a reader never sees a mix of two checkpoints' rewards."""
@@ -101,9 +111,7 @@ def train_adversarial(agent: AdversarialAgent, envs: gym.vector.VectorEnv, run: 
     if resume is None:
         agent.set_expert_statistics(expert["obs"])
         agent.normalize(as_tensor(next_obs), update=True)
-        n_eps = len(ds) if cfg.max_episodes is None else min(len(ds), cfg.max_episodes)
-        state["reference"] = reference_returns(
-            run.env, ds.metadata.get("expert", {}), ds.returns()[:n_eps], schedule.eval_episodes)
+        state["reference"] = dataset_reference(ds, cfg.max_episodes, run.env, schedule)
     last: dict[str, Tensor] = {}
     scores = score_fields(state["reference"], n_expert)
 

@@ -56,6 +56,9 @@ class Schedule:
     checkpoint (None: never), so a long run between evaluations can always be resumed."""
     evaluate: Evaluator = field(default=evaluate, compare=False, repr=False)
     """The evaluation protocol: (act, env, episodes) -> returns."""
+    env_options: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The sim.make options of the run's envs (--dynamics), which `evaluate` already applies:
+    for the loops that compute their own references on the same physics."""
 
 
 @dataclass

@@ -73,8 +73,10 @@ def step_and_store(envs: gym.vector.VectorEnv, replay: ReplayBuffer, core: Core,
 
 def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run,
                      schedule: Schedule, *, resume: dict[str, Any] | None = None,
-                     on_progress: Callable[[Progress], None] | None = None) -> LoopState:
-    """Interleave env steps and replay updates until the budget or the target return."""
+                     on_progress: Callable[[Progress], None] | None = None,
+                     eval_fields: Callable[[float], dict[str, Any]] | None = None) -> LoopState:
+    """Interleave env steps and replay updates until the budget or the target return;
+    `eval_fields(return_mean)` adds a caller's keys to each evaluation record."""
     cfg, dev, replay = agent.cfg, agent.device, agent.replay
     N = envs.num_envs
     core = Core(agent, envs, run, schedule, on_progress=on_progress,
@@ -116,5 +118,5 @@ def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run
                 for _ in range(cfg.gradient_steps):
                     core.terms.add(agent.update(replay.sample(cfg.batch_size)))
         loop.iteration += 1
-        core.after_iteration(obs)
+        core.after_iteration(obs, eval_fields=eval_fields)
     return loop

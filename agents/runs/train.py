@@ -98,6 +98,7 @@ def _setup(cfg: TrainConfig, algo_cfg: Any, evaluator: Evaluator
         checkpoint_every=cfg.checkpoint_every,
         keep_checkpoints=cfg.keep_checkpoints or None,
         evaluate=evaluator,
+        env_options=options,
     )
     return algo, agent, envs, schedule
 

@@ -91,3 +91,26 @@ def test_resume_is_bit_exact_and_the_reward_prefers_the_experts_states(tmp_path,
     g_expert = reward(expert, torch.zeros(len(expert), 1)).mean()
     g_random = reward(random_obs, torch.zeros(len(random_obs), 1)).mean()
     assert g_expert > g_random + 0.5, (g_expert, g_random)
+
+
+def test_evaluations_are_scored_against_references_on_the_runs_physics(tmp_path,
+                                                                      pendulum_data):
+    """Each evaluation logs the expert-normalized score and the discriminator's accuracy, as the
+    PPO path does; with --dynamics the references are replayed on the changed physics (the
+    scripted expert on a pendulum 1.3x as heavy), not taken from the nominal one."""
+    from agents.imitation.scores import expert_normalized_score, expert_return, random_return
+    from agents.runs.config import env_options
+
+    result = train(TrainConfig(algo="airl", env="pendulum", steps=300, eval_every=300,
+                               eval_episodes=2, dynamics="mass=1.3", runs_dir=str(tmp_path)),
+                   _cfg(pendulum_data))
+    rows = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
+    (ev,) = [r for r in rows if r["kind"] == "eval"]
+    heavy = env_options("mass=1.3")
+    expert = make_expert("scripted", "pendulum")
+    assert ev["expert_return"] == pytest.approx(expert_return(expert, "pendulum", 2, **heavy))
+    assert ev["random_return"] == pytest.approx(random_return("pendulum", 2, **heavy))
+    assert ev["expert_return"] != pytest.approx(expert_return(expert, "pendulum", 2))
+    assert ev["normalized_score"] == pytest.approx(expert_normalized_score(
+        ev["return_mean"], ev["random_return"], ev["expert_return"]))
+    assert ev["labels"] == 1000 and 0.0 <= ev["disc_expert_acc"] <= 1.0
