@@ -33,6 +33,7 @@ MODULES: dict[str, str] = {
     "gail": "agents.irl.gail",
     "airl": "agents.irl.airl",
     "gcl": "agents.irl.gcl",
+    "deep-maxent-irl": "agents.irl.gcl",
     "pets": "agents.model_based.pets",
     "mbrl-v0.5": "agents.model_based.pets",
     "mbrl-v1.0": "agents.model_based.pets",

@@ -36,6 +36,7 @@ The learned reward r_psi(s, a) is saved as RUN/reward/ (form "gcl"), so `kinema 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,12 +168,16 @@ def default_steps(env: str) -> int:
     return {"cartpole": 100_000, "pendulum": 200_000}.get(env, 1_000_000)
 
 
+_GCL = Algorithm(
+    name="gcl", config_cls=GCLConfig, preset=preset, make_agent=GCL,
+    loop=train_adversarial, actions=("discrete", "continuous"), default_steps=default_steps,
+    description="Guided cost learning (Finn et al. 2016): deep sample-based MaxEnt IRL "
+                "from a dataset, PPO sampler.",
+    check=check_inputs,
+)
 ALGORITHMS = (
-    Algorithm(
-        name="gcl", config_cls=GCLConfig, preset=preset, make_agent=GCL,
-        loop=train_adversarial, actions=("discrete", "continuous"), default_steps=default_steps,
-        description="Guided cost learning (Finn et al. 2016): deep sample-based MaxEnt IRL "
-                    "from a dataset, PPO sampler.",
-        check=check_inputs,
-    ),
+    _GCL,
+    dataclasses.replace(_GCL, name="deep-maxent-irl",
+                        description="Deep MaxEnt IRL for continuous states: gcl under the "
+                                    "name of what it does."),
 )

@@ -46,7 +46,8 @@ TRAINED = {
 # Learners from demonstrations: trained by a dataset, so built directly and given statistics.
 FROM_DATA = {"bc": ["cartpole", "pendulum"], "dagger": ["pendulum"]}
 # Adversarial imitation (GAIL, AIRL): trained on one scripted episode; the generator is exported.
-ADVERSARIAL = {"gail": ("cartpole", 512), "airl": ("pendulum", 1024), "gcl": ("cartpole", 512)}
+ADVERSARIAL = {"gail": ("cartpole", 512), "airl": ("pendulum", 1024), "gcl": ("cartpole", 512),
+               "deep-maxent-irl": ("pendulum", 512)}
 # Planners over learned models: the whole MPC controller is the graph (stateful bundles).
 PLANNERS = {"pets": "pendulum", "mbrl-v0.5": "pendulum", "mbrl-v1.0": "pendulum",
             "mbrl-v1.5": "inverted-pendulum"}
