@@ -35,9 +35,10 @@ from agents.imitation.scores import expert_normalized_score, reference_returns
 from agents.registry import algorithm
 from agents.runs.evaluation import evaluate
 from agents.runs.train import TrainConfig, train
+from benchmarks import irl_tabular
 from benchmarks.markdown import machine
 from benchmarks.markdown import write_section as write_markdown_section
-from benchmarks.rl import _CpuClock
+from benchmarks.rl import CpuClock
 
 RESULTS = Path("benchmarks/results/irl.json")
 BEGIN, END = "<!-- kinema bench irl: begin -->", "<!-- kinema bench irl: end -->"
@@ -60,14 +61,13 @@ class IRLTask:
 TASKS = {
     "cartpole": IRLTask("cartpole", 25_600, 2_560),
     "pendulum": IRLTask("pendulum", 122_880, 8_192),
+    "inverted-pendulum": IRLTask("inverted-pendulum", 102_400, 10_240),
 }
 NOT_RUN = {
-    "inverted-pendulum": "not run: out of this session's CPU time (MuJoCo, ~1M steps a run)",
     "halfcheetah": "not run: out of this session's CPU time (MuJoCo, ~1M steps a run)",
-    "maxent-irl vs MCE-IRL": "not built: Kinema's maxent-irl exists, but its grid worlds end "
-                             "at terminal states and imitation's MCEIRL takes a fixed-horizon "
-                             "TabularModelPOMDP; the mapping between the two is not written",
 }
+ALL_TASKS = [*TASKS, *irl_tabular.TASKS]
+"""Every task `kinema bench irl` runs: the adversarial ones above, then the tabular ones."""
 DIFFERENCES = (
     "imitation's generator sees raw observations (its trainer hands the same env to the "
     "discriminator and the generator, so SB3's VecNormalize cannot normalize the generator's "
@@ -133,7 +133,7 @@ def summarize(evals: list[list[float]], reference: dict[str, float]) -> dict[str
 
 
 def run_kinema(algo: str, task: IRLTask, dataset: Path, seed: int) -> list[list[float]]:
-    clock = _CpuClock()
+    clock = CpuClock()
     with tempfile.TemporaryDirectory() as tmp:
         result = train(TrainConfig(algo=algo, env=task.env, steps=task.steps, seed=seed,
                                    eval_every=task.eval_every, eval_episodes=10, runs_dir=tmp),
@@ -162,13 +162,18 @@ def run_peer(algo: str, task: IRLTask, dataset: Path, seed: int) -> tuple[list[l
 def run(tasks: list[str], seeds: list[int], libs: list[str], algos: tuple[str, ...] = ALGOS,
         results: Path = RESULTS, markdown: Path | None = None,
         log: Any = print) -> dict[str, Any]:
-    unknown = [t for t in tasks if t not in TASKS] + [x for x in libs if x not in LIBS]
+    unknown = [t for t in tasks if t not in ALL_TASKS] + [x for x in libs if x not in LIBS]
     if unknown:
-        raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(TASKS)}; "
+        raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(ALL_TASKS)}; "
                          f"libraries: {', '.join(LIBS)}")
     torch.set_num_threads(1)
     store: dict[str, Any] = json.loads(results.read_text()) if results.exists() else {}
     for name in tasks:
+        if name in irl_tabular.TASKS:
+            irl_tabular.run_task(name, seeds, libs, store, log)
+            results.parent.mkdir(parents=True, exist_ok=True)
+            results.write_text(json.dumps(store, indent=1) + "\n")
+            continue
         task = TASKS[name]
         with tempfile.TemporaryDirectory(prefix="irl-demos-") as tmp:
             dataset = Path(tmp) / "demos"
@@ -259,8 +264,9 @@ def report(store: dict[str, Any]) -> str:
                               f"{k['train_cpu_s'] / p['train_cpu_s']:.2f}x, spread over seeds "
                               f"(max - min normalized) {k['max'] - k['min']:.2f} vs "
                               f"{p['max'] - p['min']:.2f}")
+    tabular = irl_tabular.report(store)
     if len(lines) == 2:
-        return ""
+        return tabular
     refs = [f"{n}: R_random {store[n]['reference']['random']:.1f}, R_expert "
             f"{store[n]['reference']['expert']:.1f}" for n in TASKS if n in store]
     text = "\n".join(lines) + (
@@ -282,4 +288,4 @@ def report(store: dict[str, Any]) -> str:
     machines = sorted({r["machine"] for t in store.values() if isinstance(t, dict)
                        for lib in t.values() if isinstance(lib, dict)
                        for r in lib.values() if isinstance(r, dict) and "machine" in r})
-    return text + f"\n\nMachine: {'; '.join(machines)}."
+    return text + (f"\n\n{tabular}" if tabular else "") + f"\n\nMachine: {'; '.join(machines)}."

@@ -49,9 +49,13 @@ RUNTIME = (
     "sacred==0.8.7", "scikit-learn==1.9.1", "scipy==1.17.1", "seals==0.2.1", "smmap==5.0.3",
     "tensorboard==2.21.0", "tensorboard-data-server==0.7.2", "threadpoolctl==3.8.0",
     "tqdm==4.70.1", "tzdata==2026.6", "urllib3==2.8.0", "wasabi==1.1.3", "wrapt==1.17.3",
-    "xxhash==4.1.0", "yarl==1.25.1", "fsspec==2026.6.0")
+    "xxhash==4.1.0", "yarl==1.25.1", "fsspec==2026.6.0",
+    "mujoco==3.17.0", "PyOpenGL==3.1.10", "etils==1.15.0", "glfw==2.11.0", "websockets==17.4",
+    "zipp==4.1.2", "imageio==2.38.2")
 """What pip resolved for imitation 1.0.1 beside torch 2.13.0 on Python 3.11 (fsspec is the one
-that differs from torch's pins: datasets caps it)."""
+that differs from torch's pins: datasets caps it), then mujoco 3.17.0 with what it pulls in, and
+imageio (Gymnasium 0.29's MuJoCo envs import their renderer), for the MuJoCo rows: Gymnasium
+0.29's v4 versions of the envs Kinema wraps at v5."""
 
 
 def _spec() -> dict[str, Any]:
@@ -109,6 +113,27 @@ def run_imitation(algo: str, env: str, seed: int, steps: int, eval_every: int, d
                                timeout=RUN_TIMEOUT_S)
         if code != 0 or not out.exists():
             raise RuntimeError(f"imitation peer: {algo} {env} seed {seed} failed (exit {code}): "
+                               f"{last[:300]}")
+        result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+MCE_SCRIPT = SCRIPT.with_name("imitation_mce.py")
+
+
+def run_mce(model: Path, steps: int, lr: float, seed: int, venv: Path = VENV) -> dict[str, Any]:
+    """imitation's MCE-IRL on the fixed-horizon arrays in `model` (benchmarks.irl_tabular
+    writes them); the peer's JSON (benchmarks/peers/imitation_mce.py). RuntimeError (one line)
+    when the venv cannot be built or the peer fails."""
+    python = ensure_venv(venv)
+    with tempfile.TemporaryDirectory(prefix="imitation-mce-") as tmp:
+        out = Path(tmp) / "result.json"
+        args = {"model": str(Path(model).resolve()), "steps": steps, "lr": lr, "seed": seed}
+        cmd = [str(python), "-I", str(MCE_SCRIPT), json.dumps(args), str(out)]
+        code, _, last = stream(cmd, Path(tmp), f"{PEER}: mce-irl seed {seed}",
+                               timeout=RUN_TIMEOUT_S)
+        if code != 0 or not out.exists():
+            raise RuntimeError(f"imitation peer: mce-irl seed {seed} failed (exit {code}): "
                                f"{last[:300]}")
         result: dict[str, Any] = json.loads(out.read_text())
     return result

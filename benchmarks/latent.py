@@ -85,7 +85,7 @@ def run_agent(algo: str, env: str, seed: int, budgets: Sequence[int], root: Path
     return at each budget and the (steps, return, train s, train CPU s) of every evaluation."""
     spec = algorithm(algo)
     cfg = dataclasses.replace(spec.preset(env), **(overrides or {}))
-    clock = rl._CpuClock()
+    clock = rl.CpuClock()
     every = math.gcd(*budgets)
     result = train(TrainConfig(algo=algo, env=env, steps=max(budgets), seed=seed,
                                eval_every=every, eval_episodes=episodes, runs_dir=str(root)),

@@ -52,7 +52,7 @@ RESULTS = Path("benchmarks/results/rl.json")
 
 
 # -- one run ------------------------------------------------------------------------------------
-class _CpuClock:
+class CpuClock:
     """CPU seconds of this process outside evaluation, at each evaluation.
 
     Wall seconds are what the issue asks for, but the machine's cores are shared: CPU seconds
@@ -80,7 +80,7 @@ def run_kinema(task: Task, seed: int, root: Path) -> dict[str, Any]:
     cfg = dataclasses.replace(algo.preset(task.env), **task.overrides)
     if task.speed:  # the preset's networks, the shared warm-up
         cfg = dataclasses.replace(cfg, learning_starts=SPEED_STEPS[0])
-    clock = _CpuClock()
+    clock = CpuClock()
     result = train(TrainConfig(algo=task.algo, env=task.env, steps=task.steps, seed=seed,
                                eval_every=SPEED_STEPS[0] if task.speed else task.eval_every,
                                target_return=task.target,
@@ -105,7 +105,7 @@ def _sb3_callback(task: Task) -> Any:
             self.next_eval = SPEED_STEPS[0] if task.speed else task.eval_every
             self.policy = lambda o: self.model.predict(o, deterministic=True)[0]
             self.t0 = time.perf_counter()
-            self.cpu = _CpuClock()
+            self.cpu = CpuClock()
 
         def point(self) -> None:
             steps = self.model.num_timesteps
@@ -142,7 +142,7 @@ def run_sb3(task: Task, seed: int) -> dict[str, Any]:
         sigma = kwargs.pop("noise_std") * np.ones(n)
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n), sigma)
     algo_cls = getattr(importlib.import_module(task.sb3_package), task.sb3_algo)
-    cpu = _CpuClock()  # from before the model is built, as for Kinema (train() builds it)
+    cpu = CpuClock()  # from before the model is built, as for Kinema (train() builds it)
     venv = make_vec_env(lambda: sim.make(task.env), n_envs=task.sb3_n_envs, seed=seed)
     if task.sb3_normalize:
         from stable_baselines3.common.vec_env import VecNormalize

@@ -28,7 +28,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "through kinema sweep (Ray Tune) vs the same runs in a row; exploration: "
                    "PPO with and without RND on mountaincar, steps to the goal; irl: GAIL and AIRL "
                    "beside imitation (its own venv), expert-normalized scores (tasks: cartpole, "
-                   "pendulum; --libs kinema, imitation); pretrain: SAC/TD3 --pretrain on "
+                   "pendulum, inverted-pendulum), and tabular maxent-irl beside its MCE-IRL "
+                   "(maxent-gridworld-4x4, maxent-gridworld-slippery, maxent-frozenlake); "
+                   "--libs kinema, imitation; pretrain: SAC/TD3 --pretrain on "
                    "demonstrations beside SAC from scratch and BC alone (pendulum); latent: "
                    "tdmpc (TD-MPC2) beside SAC, returns at env-step budgets, and the latent "
                    "planner's cost in torch and onnxruntime (tasks: cartpole-swingup, "
@@ -116,7 +118,7 @@ def main(a: argparse.Namespace) -> None:
         from benchmarks import irl
 
         print(irl.report(irl.run(
-            names(a.tasks) if a.tasks else list(irl.TASKS), [int(s) for s in seeds],
+            names(a.tasks) if a.tasks else list(irl.ALL_TASKS), [int(s) for s in seeds],
             names(a.libs or ",".join(irl.LIBS)), results=a.results or irl.RESULTS,
             markdown=a.markdown, log=lambda m: err_console.print(m, markup=False))))
         return

@@ -87,11 +87,13 @@ class MaxEntIRLConfig(TabularConfig):
 def backward_pass(r: Tensor, m: Model, horizon: int) -> tuple[Tensor, Tensor]:
     """(log pi_t(a|s) [T, S, A], V_0(s) [S]): soft value iteration over T steps for state
     rewards r [S]."""
+    S, A, _ = m.P.shape
+    P, r_sa = m.P.reshape(S * A, S), r.repeat_interleave(A)  # one matrix-vector product a step
     terminal = m.live == 0
     V = r.clone()  # t = T
     log_pi = []
-    for _ in range(horizon):
-        Q = r[:, None] + m.P @ V  # [S, A]
+    for _ in range(horizon):  # t = T - 1 .. 0
+        Q = torch.addmv(r_sa, P, V).view(S, A)  # r(s) + sum_s' P(s'|s, a) V_{t+1}(s')
         V_t = torch.logsumexp(Q, dim=-1)
         log_pi.append(Q - V_t[:, None])
         V = torch.where(terminal, r, V_t)
@@ -101,11 +103,13 @@ def backward_pass(r: Tensor, m: Model, horizon: int) -> tuple[Tensor, Tensor]:
 def forward_pass(log_pi: Tensor, m: Model) -> Tensor:
     """D_t(s) [T + 1, S]: the chance of being at s at time t; mass that reached a terminal state
     is counted there once and goes no further."""
-    D = [m.p0]
+    S, A, _ = m.P.shape
+    P, pi = m.P.reshape(S * A, S), log_pi.exp()
+    D = torch.empty(len(log_pi) + 1, S, dtype=pi.dtype, device=pi.device)
+    D[0] = m.p0
     for t in range(len(log_pi)):
-        flow = (D[-1] * m.live)[:, None] * log_pi[t].exp()  # [S, A]
-        D.append(torch.einsum("sa,sat->t", flow, m.P))
-    return torch.stack(D)
+        D[t + 1] = ((D[t] * m.live)[:, None] * pi[t]).reshape(-1) @ P
+    return D
 
 
 def maxent_gradient(theta: Tensor, phi: Tensor, visits: Tensor, m: Model, horizon: int

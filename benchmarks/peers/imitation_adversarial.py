@@ -48,8 +48,13 @@ from imitation.util.util import make_vec_env
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
-ENVS = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}
-"""Kinema's env name -> the Gymnasium id it wraps (sim/gymnasium_envs.py)."""
+ENVS = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1",
+        "inverted-pendulum": "InvertedPendulum-v4", "halfcheetah": "HalfCheetah-v4"}
+"""Kinema's env name -> the Gymnasium id it wraps (sim/gymnasium_envs.py). Gymnasium 0.29 has
+the MuJoCo envs at v4, Kinema wraps v5. Gymnasium's changelog lists no change of model,
+observation or reward between the two except that v4's InvertedPendulum also pays its +1 on the
+terminating step; both sides are evaluated and scored here with this script's env and Kinema's
+references."""
 
 
 def kinema_task(env: gym.Env) -> gym.Env:
