@@ -60,17 +60,30 @@ class AIRLReward(nn.Module):
     def __init__(self, obs_dim: int, *, hidden: Sequence[int] = (64, 64),
                  activation: str = "tanh") -> None:
         super().__init__()
+        self.obs_dim = obs_dim
         self.obs_norm = FittedNorm(obs_dim)
-        self.g_net = mlp(obs_dim, hidden, 1, activation=activation)
-        self.h_net = mlp(obs_dim, hidden, 1, activation=activation)
+        # one more input: 1 marks the absorbing state after a termination (Kostrikov et al.
+        # 2019, as `airl --absorbing` learns it), 0 every real state
+        self.g_net = mlp(obs_dim + 1, hidden, 1, activation=activation)
+        self.h_net = mlp(obs_dim + 1, hidden, 1, activation=activation)
+
+    def _inputs(self, obs: Tensor) -> Tensor:
+        x = self.obs_norm(obs)
+        return torch.cat([x, torch.zeros_like(x[..., :1])], -1)
 
     def g(self, obs: Tensor) -> Tensor:
         """The disentangled reward g(s) [B]: what transfers to new dynamics."""
-        return self.g_net(self.obs_norm(obs)).squeeze(-1)
+        return self.g_net(self._inputs(obs)).squeeze(-1)
 
     def h(self, obs: Tensor) -> Tensor:
         """The shaping potential h(s) [B]."""
-        return self.h_net(self.obs_norm(obs)).squeeze(-1)
+        return self.h_net(self._inputs(obs)).squeeze(-1)
+
+    def absorbing(self) -> Tensor:
+        """[g, h] of the absorbing state (zero observation, marker 1) [2]."""
+        x = torch.zeros(1, self.obs_dim + 1, device=next(self.g_net.parameters()).device)
+        x[:, -1] = 1.0
+        return torch.cat([self.g_net(x), self.h_net(x)]).reshape(2)
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.g(obs)

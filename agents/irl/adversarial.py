@@ -96,6 +96,30 @@ def airl_f(g_s: Tensor, h_s: Tensor, h_next: Tensor, terminated: Tensor, gamma: 
     return g_s + gamma * (1.0 - terminated.float()) * h_next - h_s
 
 
+def absorbing_f(absorbing: Tensor, gamma: float) -> Tensor:
+    """f of the absorbing state's self-transition, g_abs + gamma h_abs - h_abs: a scalar.
+
+    Kostrikov et al. (2019), "Discriminator-Actor-Critic", section 4.2: a termination leads to
+    an absorbing state whose reward is learned like any other, so that the generator is not
+    paid for ending episodes by a reward that is negative on its own states (AIRL's f is), and
+    does not take ending as free where the expert never ends (inverted-pendulum)."""
+    return absorbing[0] + (gamma - 1.0) * absorbing[1]
+
+
+def absorbing_terms(absorbing: Tensor, terminated: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+    """(the shaping term gamma h_abs of each terminal transition [B], the absorbing state's
+    discounted return gamma f_abs / (1 - gamma) that follows it [B]), 0 elsewhere."""
+    done = terminated.float()
+    return (gamma * done * absorbing[1],
+            done * gamma / (1.0 - gamma) * absorbing_f(absorbing, gamma))
+
+
+def absorbing_logits(absorbing: Tensor, terminated: Tensor, gamma: float) -> Tensor:
+    """The discriminator's logits of the absorbing transitions that follow the batch's terminal
+    ones, one each [n_terminal] (an action there is no choice: no log pi)."""
+    return absorbing_f(absorbing, gamma).expand(int(terminated.sum()))
+
+
 def airl_logits(f: Tensor, log_pi: Tensor) -> Tensor:
     """AIRL's logit D = log exp(f) - log pi(a|s) = f - log pi."""
     return f - log_pi
@@ -189,6 +213,11 @@ class Adversarial(GeneratorAndDiscriminator):
         """The discriminator's logits [B] of the batch's `prefix` transitions ("" or "expert_")."""
         raise NotImplementedError
 
+    def absorbing_logits(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
+        """Logits of absorbing transitions after the batch's terminal ones (AIRL --absorbing);
+        none by default."""
+        return torch.zeros(0, device=self.device)
+
     def penalty_inputs(self, batch: dict[str, Tensor]) -> tuple[Callable[[Tensor], Tensor],
                                                                  Tensor, Tensor]:
         """(logit function, expert inputs, policy inputs) for the gradient penalty."""
@@ -202,6 +231,8 @@ class Adversarial(GeneratorAndDiscriminator):
         """One discriminator step on policy transitions ("obs", "actions", "next_obs",
         "terminated", raw observations) and as many expert ones (the same keys, "expert_")."""
         le, lp = self.logits(batch, "expert_"), self.logits(batch, "")
+        le = torch.cat([le, self.absorbing_logits(batch, "expert_")])
+        lp = torch.cat([lp, self.absorbing_logits(batch, "")])
         loss = discriminator_loss(le, lp)
         terms: dict[str, Tensor] = {}
         if self.cfg.grad_penalty > 0:

@@ -28,6 +28,8 @@ from torch import Tensor, nn
 from agents.irl.adversarial import (
     AdversarialConfig,
     GeneratorAndDiscriminator,
+    absorbing_logits,
+    absorbing_terms,
     accuracy,
     airl_f,
     airl_logits,
@@ -73,6 +75,8 @@ class AIRLSAC(GeneratorAndDiscriminator):
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr)
         self.expert: dict[str, Tensor] | None = None
         """The dataset's transitions, read at the first update (evaluation does not need them)."""
+        self.absorbing_on = bool(getattr(cfg, "absorbing", False))
+        """AIRLConfig.absorbing (the config class is agents.irl.airl's, which imports this)."""
         self.last_disc: dict[str, Tensor] = {}
         """The discriminator's accuracies at its last step (for the evaluation records)."""
 
@@ -106,9 +110,19 @@ class AIRLSAC(GeneratorAndDiscriminator):
             return tanh_gaussian_log_prob(u, mean, log_std)
 
     def f(self, b: dict[str, Tensor]) -> Tensor:
-        d = self.disc
-        return airl_f(d.g(b["obs"]), d.h(b["obs"]), d.h(b["next_obs"]), b["terminated"],
-                      self.cfg.gamma)
+        d, gamma = self.disc, self.cfg.gamma
+        f = airl_f(d.g(b["obs"]), d.h(b["obs"]), d.h(b["next_obs"]), b["terminated"], gamma)
+        if self.absorbing_on:  # as agents.irl.airl: a terminal s' is the absorbing state
+            f = f + absorbing_terms(d.absorbing(), b["terminated"], gamma)[0]
+        return f
+
+    def absorbing(self, terminated: Tensor) -> tuple[Tensor, Tensor]:
+        """(logits of the absorbing transitions after the terminal ones, the absorbing state's
+        return after each transition [B]); nothing without --absorbing."""
+        if not self.absorbing_on:
+            return torch.zeros(0, device=self.device), torch.zeros_like(terminated.float())
+        a, gamma = self.disc.absorbing(), self.cfg.gamma
+        return absorbing_logits(a, terminated, gamma), absorbing_terms(a, terminated, gamma)[1]
 
     def disc_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One step of D's binary cross-entropy: the replay batch against expert transitions."""
@@ -117,6 +131,8 @@ class AIRLSAC(GeneratorAndDiscriminator):
         both = {k: torch.cat([expert[k], batch[k].to(expert[k].dtype)]) for k in KEYS}
         logits = airl_logits(self.f(both), self.log_pi(both["obs"], both["actions"]))
         le, lp = logits[:n], logits[n:]  # one pass over expert and replay transitions
+        le = torch.cat([le, self.absorbing(expert["terminated"])[0]])
+        lp = torch.cat([lp, self.absorbing(batch["terminated"])[0]])
         loss = discriminator_loss(le, lp)
         terms: dict[str, Tensor] = {}
         if self.airl_cfg.grad_penalty > 0:
@@ -142,7 +158,7 @@ class AIRLSAC(GeneratorAndDiscriminator):
         """A discriminator step, then a SAC step on the batch relabelled with f(s, a, s')."""
         terms = self.disc_step(batch)
         with torch.no_grad():
-            reward = self.f(batch)
+            reward = self.f(batch) + self.absorbing(batch["terminated"])[1]
         return terms | {"learned_reward": reward.mean()} | self.generator.update(
             batch | {"rewards": reward})
 
