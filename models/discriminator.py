@@ -37,14 +37,22 @@ class Discriminator(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, *, discrete: bool,
                  hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> None:
         super().__init__()
-        self.act_dim, self.discrete = act_dim, discrete
+        self.act_dim, self.discrete, self.in_dim = act_dim, discrete, obs_dim + act_dim + 1
         self.obs_norm = FittedNorm(obs_dim)
-        self.net = mlp(obs_dim + act_dim, hidden, 1, activation=activation)
+        # one more input: 1 marks the absorbing state after a termination (`gail --absorbing`)
+        self.net = mlp(obs_dim + act_dim + 1, hidden, 1, activation=activation)
 
     def inputs(self, obs: Tensor, action: Tensor) -> Tensor:
-        """The network's input x = [normalized s, encoded a] [B, obs_dim + act_dim]."""
-        return torch.cat([self.obs_norm(obs), encode_action(action, self.act_dim, self.discrete)],
-                         -1)
+        """The network's input x = [normalized s, encoded a, 0] [B, obs_dim + act_dim + 1]."""
+        x = self.obs_norm(obs)
+        return torch.cat([x, encode_action(action, self.act_dim, self.discrete),
+                          torch.zeros_like(x[..., :1])], -1)
+
+    def absorbing(self) -> Tensor:
+        """The logit of the absorbing state (zero state and action, marker 1), a scalar."""
+        x = torch.zeros(1, self.in_dim, device=next(self.net.parameters()).device)
+        x[:, -1] = 1.0
+        return self.logits_of(x).reshape(())
 
     def logits_of(self, x: Tensor) -> Tensor:
         """logit(x) [B] for inputs built by `inputs` (the gradient penalty differentiates this)."""

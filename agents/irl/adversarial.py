@@ -57,6 +57,11 @@ class AdversarialConfig(PPOConfig):
     """Discriminator updates per rollout, before the generator's."""
     grad_penalty: float = 0.0
     """Gradient-penalty coefficient lambda (0: off)."""
+    absorbing: bool = False
+    """A termination leads to an absorbing state with a learned reward (Kostrikov et al. 2019;
+    `absorbing_return`): the generator's reward of a terminal transition includes what the
+    absorbing state pays from there on, and the discriminator sees one absorbing transition
+    per terminal one, on each side (gail, airl)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,18 +111,28 @@ def absorbing_f(absorbing: Tensor, gamma: float) -> Tensor:
     return absorbing[0] + (gamma - 1.0) * absorbing[1]
 
 
+def absorbing_return(r_abs: Tensor, terminated: Tensor, gamma: float) -> Tensor:
+    """What the absorbing state pays after each terminal transition, sum_k>=1 gamma^k r_abs =
+    gamma r_abs / (1 - gamma) [B], 0 after the others."""
+    return terminated.float() * gamma / (1.0 - gamma) * r_abs
+
+
 def absorbing_terms(absorbing: Tensor, terminated: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
-    """(the shaping term gamma h_abs of each terminal transition [B], the absorbing state's
-    discounted return gamma f_abs / (1 - gamma) that follows it [B]), 0 elsewhere."""
-    done = terminated.float()
-    return (gamma * done * absorbing[1],
-            done * gamma / (1.0 - gamma) * absorbing_f(absorbing, gamma))
+    """AIRL's: (the shaping term gamma h_abs of each terminal transition [B], the absorbing
+    state's return after it [B]), 0 elsewhere."""
+    return (gamma * terminated.float() * absorbing[1],
+            absorbing_return(absorbing_f(absorbing, gamma), terminated, gamma))
+
+
+def per_terminal(logit_abs: Tensor, terminated: Tensor) -> Tensor:
+    """The discriminator's logits of the absorbing transitions that follow the batch's terminal
+    ones, one each [n_terminal] (an action there is no choice: AIRL has no log pi there)."""
+    return logit_abs.reshape(()).expand(int(terminated.sum()))
 
 
 def absorbing_logits(absorbing: Tensor, terminated: Tensor, gamma: float) -> Tensor:
-    """The discriminator's logits of the absorbing transitions that follow the batch's terminal
-    ones, one each [n_terminal] (an action there is no choice: no log pi)."""
-    return absorbing_f(absorbing, gamma).expand(int(terminated.sum()))
+    """AIRL's logits of the absorbing transitions: f_abs per terminal transition."""
+    return per_terminal(absorbing_f(absorbing, gamma), terminated)
 
 
 def airl_logits(f: Tensor, log_pi: Tensor) -> Tensor:

@@ -61,11 +61,6 @@ class AIRLConfig(AdversarialConfig):
 
     entropy_weight: float = 1.0
     """alpha of the generator's reward f - alpha log pi (1: the paper's log D - log(1 - D))."""
-    absorbing: bool = False
-    """A termination leads to an absorbing state with a learned reward (Kostrikov et al. 2019;
-    agents.irl.adversarial.absorbing_f): the generator's reward of a terminal transition
-    includes gamma h_abs and the absorbing state's return gamma f_abs / (1 - gamma), and the
-    discriminator sees one absorbing transition per terminal one, on each side."""
     generator: str = "ppo"
     """ppo: the PPO fields above, one rollout per iteration; sac: SAC's preset for the env with
     this num_envs and gamma, off-policy from replay, one discriminator step per SAC update, the

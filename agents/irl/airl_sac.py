@@ -75,8 +75,6 @@ class AIRLSAC(GeneratorAndDiscriminator):
         self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr)
         self.expert: dict[str, Tensor] | None = None
         """The dataset's transitions, read at the first update (evaluation does not need them)."""
-        self.absorbing_on = bool(getattr(cfg, "absorbing", False))
-        """AIRLConfig.absorbing (the config class is agents.irl.airl's, which imports this)."""
         self.last_disc: dict[str, Tensor] = {}
         """The discriminator's accuracies at its last step (for the evaluation records)."""
 
@@ -112,14 +110,14 @@ class AIRLSAC(GeneratorAndDiscriminator):
     def f(self, b: dict[str, Tensor]) -> Tensor:
         d, gamma = self.disc, self.cfg.gamma
         f = airl_f(d.g(b["obs"]), d.h(b["obs"]), d.h(b["next_obs"]), b["terminated"], gamma)
-        if self.absorbing_on:  # as agents.irl.airl: a terminal s' is the absorbing state
+        if self.airl_cfg.absorbing:  # as agents.irl.airl: a terminal s' is the absorbing state
             f = f + absorbing_terms(d.absorbing(), b["terminated"], gamma)[0]
         return f
 
     def absorbing(self, terminated: Tensor) -> tuple[Tensor, Tensor]:
         """(logits of the absorbing transitions after the terminal ones, the absorbing state's
         return after each transition [B]); nothing without --absorbing."""
-        if not self.absorbing_on:
+        if not self.airl_cfg.absorbing:
             return torch.zeros(0, device=self.device), torch.zeros_like(terminated.float())
         a, gamma = self.disc.absorbing(), self.cfg.gamma
         return absorbing_logits(a, terminated, gamma), absorbing_terms(a, terminated, gamma)[1]

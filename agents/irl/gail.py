@@ -27,7 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from agents.irl.adversarial import Adversarial, AdversarialConfig
+from agents.irl.adversarial import (
+    Adversarial,
+    AdversarialConfig,
+    absorbing_return,
+    per_terminal,
+)
 from agents.loops.adversarial import train_adversarial
 from agents.loops.offline import check_inputs
 from agents.model_free import ppo
@@ -81,13 +86,28 @@ class GAIL(Adversarial):
         return (d.logits_of, d.inputs(batch["expert_obs"], batch["expert_actions"]),
                 d.inputs(batch["obs"], batch["actions"]))
 
+    def absorbing_logits(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
+        if not self.cfg.absorbing:
+            return super().absorbing_logits(batch, prefix)
+        return per_terminal(self.disc.absorbing(), batch[prefix + "terminated"])
+
     @torch.no_grad()
     def reward(self, batch: dict[str, Tensor]) -> Tensor:
-        return gail_reward(self.disc(batch["obs"], batch["actions"]), self.cfg.reward_form)
+        r = gail_reward(self.disc(batch["obs"], batch["actions"]), self.cfg.reward_form)
+        if self.cfg.absorbing:  # what follows a termination: the absorbing state's return
+            r_abs = gail_reward(self.disc.absorbing(), self.cfg.reward_form)
+            r = r + absorbing_return(r_abs, batch["terminated"], self.cfg.gamma)
+        return r
 
 
 def preset(env: str) -> GAILConfig:
-    """PPO's preset for the env as the generator, with GAIL's discriminator defaults."""
+    """PPO's preset for the env as the generator, with GAIL's discriminator defaults.
+
+    `absorbing` stays off: GAIL's reward -log(1 - D) is positive, so ending an episode already
+    forfeits it, and the absorbing state starts out paying as much as staying alive. On
+    cart-pole (25,600 steps, seeds 0-5, final normalized score) it gave 1.00 on five seeds and
+    -0.00 on one (ending at once from the start), against 1.00, 0.42, 0.97, 0.20, 1.00, 1.00
+    without; with the logit reward log D - log(1 - D) it failed on four of six."""
     return GAILConfig(**vars(ppo.preset(env)))
 
 

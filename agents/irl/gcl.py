@@ -49,7 +49,7 @@ from agents.loops.adversarial import train_adversarial
 from agents.loops.offline import check_inputs
 from agents.model_free import ppo
 from agents.protocol import Algorithm
-from agents.runs.config import require_number, require_positive
+from agents.runs.config import require, require_number, require_positive
 from models.discriminator import Discriminator
 
 LOG_HALF = math.log(0.5)
@@ -70,6 +70,8 @@ class GCLConfig(AdversarialConfig):
         super().__post_init__()
         require_number(self, "reward_l2", low=0.0)
         require_positive(self, "partition_iters")
+        require(not self.absorbing, "absorbing", self.absorbing,
+                "False for gcl and deep-maxent-irl (gail and airl have an absorbing state)")
 
 
 # -- the estimator (pure functions) ---------------------------------------------------------------

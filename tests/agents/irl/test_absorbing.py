@@ -1,16 +1,19 @@
-"""`airl --absorbing`: a termination leads to an absorbing state with a learned reward (Kostrikov
-et al. 2019). Its terms by hand, the marker input of AIRL's reward networks, and the mechanism:
-where the policy ends episodes and the expert never does, the discriminator learns to price the
-ending, so the generator's reward of a terminal transition falls below the same transition
-going on (PPO and SAC generators alike)."""
+"""`gail|airl --absorbing`: a termination leads to an absorbing state with a learned reward
+(Kostrikov et al. 2019). Its terms by hand, the marker input of the discriminators, and the
+mechanism: where the policy ends episodes and the expert never does, the discriminator learns to
+price the ending, so the generator's reward of a terminal transition falls below the same
+transition going on (GAIL; AIRL with PPO and SAC generators)."""
 
 import pytest
 import torch
 
 import sim
-from agents.irl.adversarial import absorbing_f, absorbing_logits, absorbing_terms
+from agents.irl import gail
+from agents.irl.adversarial import absorbing_f, absorbing_logits, absorbing_return, absorbing_terms
 from agents.irl.airl import AIRL, AIRLConfig, preset
 from agents.irl.airl_sac import AIRLSAC
+from agents.irl.gail import GAIL, GAILConfig
+from agents.irl.gcl import GCLConfig
 from tests.agents.irl.test_adversarial import _batch
 
 CPU = torch.device("cpu")
@@ -25,6 +28,8 @@ def test_absorbing_terms_by_hand():
     assert torch.allclose(after, torch.tensor([0.0, 0.9 * f_abs / (1 - 0.9)]))  # sum_k>=1 g^k f
     logits = absorbing_logits(a, torch.tensor([True, False, True]), gamma)
     assert logits.shape == (2,) and torch.allclose(logits, torch.full((2,), f_abs))
+    r = absorbing_return(torch.tensor(2.0), torch.tensor([True, False]), 0.5)
+    assert torch.allclose(r, torch.tensor([0.5 * 2.0 / 0.5, 0.0]))
 
 
 def test_real_states_carry_marker_zero_and_the_absorbing_state_marker_one():
@@ -41,8 +46,10 @@ def test_real_states_carry_marker_zero_and_the_absorbing_state_marker_one():
 
 
 def _f_abs(agent) -> float:
+    """The absorbing state's logit (GAIL) or f (AIRL)."""
     with torch.no_grad():
-        return float(absorbing_f(agent.disc.absorbing(), agent.cfg.gamma))
+        a = agent.disc.absorbing()
+        return float(a if a.ndim == 0 else absorbing_f(a, agent.cfg.gamma))
 
 
 def _ending_policy_batch(agent):
@@ -52,24 +59,30 @@ def _ending_policy_batch(agent):
     return b
 
 
+@pytest.mark.parametrize("cls,cfg,env", [(AIRL, AIRLConfig, "inverted-pendulum"),
+                                         (GAIL, GAILConfig, "cartpole")])
 @pytest.mark.parametrize("absorbing", [True, False])
-def test_the_discriminator_prices_ending_where_the_expert_never_ends(absorbing):
-    info = sim.spec("inverted-pendulum").info
-    agent = AIRL(AIRLConfig(hidden=(8,), disc_hidden=(16,), disc_lr=3e-3, absorbing=absorbing),
-                 info, CPU)
+def test_the_discriminator_prices_ending_where_the_expert_never_ends(absorbing, cls, cfg, env):
+    agent = cls(cfg(hidden=(8,), disc_hidden=(16,), disc_lr=3e-3, absorbing=absorbing),
+                sim.spec(env).info, CPU)
     b = _ending_policy_batch(agent)
     agent.normalize(b["obs"], update=True)
     agent.set_expert_statistics(b["expert_obs"])
-    f0 = _f_abs(agent)
+    going_on = b | {"terminated": torch.zeros_like(b["terminated"])}
+
+    def gap() -> float:  # what ending adds to the generator's reward of a transition
+        return float((agent.reward(b) - agent.reward(going_on)).mean())
+
+    f0, gap0 = _f_abs(agent), gap()
     for _ in range(200):
         agent.update(b)
-    going_on = b | {"terminated": torch.zeros_like(b["terminated"])}
-    gap = (agent.reward(b) - agent.reward(going_on)).mean()
-    f1 = _f_abs(agent)
-    if absorbing:
-        assert f1 < f0 - 1.0 and gap < -10.0, (f0, f1, gap)
-    else:  # without it, ending only drops gamma h(s') from the generator's reward
-        assert gap > -10.0, gap
+    f1, gap1 = _f_abs(agent), gap()
+    if not absorbing:  # ending only drops AIRL's gamma h(s'); GAIL's reward does not see it
+        assert abs(gap1) < 10.0, gap1
+    elif cls is AIRL:  # f_abs goes negative: ending costs gamma f_abs / (1 - gamma)
+        assert f1 < f0 - 1.0 and gap1 < -10.0, (f0, f1, gap1)
+    else:  # D(absorbing) -> 0: what ending paid (as much as staying alive at first) -> 0
+        assert f1 < f0 - 1.0 and gap0 > 10.0 and 0.0 < gap1 < 0.1 * gap0, (f0, f1, gap0, gap1)
 
 
 def test_the_sac_generator_prices_ending_too():
@@ -91,7 +104,10 @@ def test_the_sac_generator_prices_ending_too():
                                             rtol=1e-4)
 
 
-def test_the_inverted_pendulum_preset_has_it():
+def test_the_presets_that_have_it_and_gcl_refuses_it():
     cfg = preset("inverted-pendulum")
     assert cfg.absorbing and cfg.grad_penalty == 10.0
     assert not preset("pendulum").absorbing and not preset("cartpole").absorbing
+    assert not gail.preset("cartpole").absorbing
+    with pytest.raises(ValueError, match="absorbing must be False for gcl and deep-maxent-irl"):
+        GCLConfig(absorbing=True)
