@@ -15,7 +15,6 @@ allow_pickle=False: no pickle on either side.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import numpy as np
 
 from benchmarks.mbrl_peer import PIP, RUN_TIMEOUT_S, TORCH, TORCH_DEPS
 from benchmarks.peer_venv import ensure_venv as ensure_peer_venv
-from benchmarks.peer_venv import stream, torch_probe
+from benchmarks.peer_venv import run_script, torch_probe
 
 SCRIPT = Path(__file__).resolve().parent / "peers" / "imitation_adversarial.py"
 VENV = Path("benchmarks/.venvs/imitation")
@@ -105,17 +104,8 @@ def run_imitation(algo: str, env: str, seed: int, steps: int, eval_every: int, d
         args = {"algo": algo, "env": env, "seed": seed, "steps": steps, "eval_every": eval_every,
                 "eval_episodes": 10, "eval_seed": 10_000, "ppo": ppo, "disc": disc,
                 "demos": str(demos)}
-        out = Path(tmp) / "result.json"
-        # -I: isolated, so neither our sys.path nor the working directory is importable;
-        # cwd tmp: whatever imitation or SB3 writes stays out of the repository.
-        cmd = [str(python), "-I", str(SCRIPT), json.dumps(args), str(out)]
-        code, _, last = stream(cmd, Path(tmp), f"{PEER}: {algo} {env} seed {seed}",
-                               timeout=RUN_TIMEOUT_S)
-        if code != 0 or not out.exists():
-            raise RuntimeError(f"imitation peer: {algo} {env} seed {seed} failed (exit {code}): "
-                               f"{last[:300]}")
-        result: dict[str, Any] = json.loads(out.read_text())
-    return result
+        return run_script(python, SCRIPT, args, Path(tmp), f"{PEER}: {algo} {env} seed {seed}",
+                          timeout=RUN_TIMEOUT_S)
 
 
 MCE_SCRIPT = SCRIPT.with_name("imitation_mce.py")
@@ -126,14 +116,7 @@ def run_mce(model: Path, steps: int, lr: float, seed: int, venv: Path = VENV) ->
     writes them); the peer's JSON (benchmarks/peers/imitation_mce.py). RuntimeError (one line)
     when the venv cannot be built or the peer fails."""
     python = ensure_venv(venv)
+    args = {"model": str(Path(model).resolve()), "steps": steps, "lr": lr, "seed": seed}
     with tempfile.TemporaryDirectory(prefix="imitation-mce-") as tmp:
-        out = Path(tmp) / "result.json"
-        args = {"model": str(Path(model).resolve()), "steps": steps, "lr": lr, "seed": seed}
-        cmd = [str(python), "-I", str(MCE_SCRIPT), json.dumps(args), str(out)]
-        code, _, last = stream(cmd, Path(tmp), f"{PEER}: mce-irl seed {seed}",
-                               timeout=RUN_TIMEOUT_S)
-        if code != 0 or not out.exists():
-            raise RuntimeError(f"imitation peer: mce-irl seed {seed} failed (exit {code}): "
-                               f"{last[:300]}")
-        result: dict[str, Any] = json.loads(out.read_text())
-    return result
+        return run_script(python, MCE_SCRIPT, args, Path(tmp), f"{PEER}: mce-irl seed {seed}",
+                          timeout=RUN_TIMEOUT_S)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.peer_venv import ensure_venv as ensure_peer_venv
-from benchmarks.peer_venv import stream, torch_probe
+from benchmarks.peer_venv import run_script, torch_probe
 
 SCRIPT = Path(__file__).resolve().parent / "peers" / "mbrl_pets.py"
 VENV = Path("benchmarks/.venvs/mbrl")
@@ -76,17 +76,8 @@ def run_mbrl_lib(env: str, seed: int, steps: int, eval_every: int, target: float
             "target": target, "eval_episodes": 10, "eval_seed": 10_000,
             "learning_starts": learning_starts, "train_every": train_every}
     with tempfile.TemporaryDirectory(prefix="mbrl-peer-") as tmp:
-        out = Path(tmp) / "result.json"
-        # -I: isolated, so neither our sys.path nor the working directory is importable;
-        # cwd tmp: whatever mbrl-lib writes stays out of the repository.
-        cmd = [str(python), "-I", str(SCRIPT), json.dumps(args), str(out)]
-        code, _, last = stream(cmd, Path(tmp), f"{PEER}: {env} seed {seed}",
-                               timeout=RUN_TIMEOUT_S)
-        if code != 0 or not out.exists():
-            raise RuntimeError(f"mbrl-lib peer: {env} seed {seed} failed (exit {code}): "
-                               f"{last[:300]}")
-        result: dict[str, Any] = json.loads(out.read_text())
-    return result
+        return run_script(python, SCRIPT, args, Path(tmp), f"{PEER}: {env} seed {seed}",
+                          timeout=RUN_TIMEOUT_S)
 
 
 def main() -> None:

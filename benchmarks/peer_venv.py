@@ -113,3 +113,19 @@ def stream(cmd: Sequence[str], cwd: Path, what: str, *, timeout: float,
     if killed:
         last = f"{what} ran past {timeout:g} s"
     return code, "".join(out), last
+
+
+def run_script(python: Path, script: Path, args: dict[str, Any], cwd: Path, what: str, *,
+               timeout: float) -> dict[str, Any]:
+    """Run `python -I script ARGS_JSON OUT_JSON` in `cwd` and return the JSON it wrote there.
+
+    -I: isolated, so neither our sys.path nor the working directory is importable; `cwd` a
+    temporary folder, so whatever the peer library writes stays out of the repository.
+    RuntimeError (one line, naming `what`) when it fails or writes nothing."""
+    out = cwd / "result.json"
+    code, _, last = stream([str(python), "-I", str(script), json.dumps(args), str(out)], cwd,
+                           what, timeout=timeout)
+    if code != 0 or not out.exists():
+        raise RuntimeError(f"{what} failed (exit {code}): {last[:300]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
