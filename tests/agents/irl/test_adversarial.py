@@ -239,3 +239,21 @@ def test_learning_from_ten_scripted_episodes_on_cartpole(tmp_path, cartpole_data
     assert result.stopped == "target_return" and last["normalized_score"] >= 0.8, last
     assert last["labels"] == 5000 and last["expert_return"] == 500.0
     assert 0.0 <= last["disc_expert_acc"] <= 1.0 and 0.0 <= last["disc_policy_acc"] <= 1.0
+
+
+def test_gail_on_pendulum_from_ten_scripted_episodes_reaches_0_8(tmp_path):
+    """The issue's own bar: GAIL's preset (PPO's pendulum generator) from 10 scripted swing-ups
+    reaches 0.8 expert-normalized within 57,344 env steps (evaluated every 8,192 with 5
+    episodes; the run stops there). `kinema bench irl --tasks pendulum` measured the first
+    evaluation >= 0.8 at 32,768, 32,768 and 49,152 steps (seeds 0-2, 10 episodes)."""
+    from agents.registry import algorithm
+
+    data = tmp_path / "pendulum"
+    record("pendulum", make_expert("scripted", "pendulum"), 10, data)
+    cfg = dataclasses.replace(algorithm("gail").preset("pendulum"), dataset=str(data))
+    result = train(TrainConfig(algo="gail", env="pendulum", seed=0, steps=57_344,
+                               eval_every=8192, eval_episodes=5, target_return=-300.0,
+                               runs_dir=str(tmp_path / "runs")), cfg)
+    recs = [json.loads(x) for x in (result.run / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in recs if r["kind"] == "eval"][-1]
+    assert result.stopped == "target_return" and last["normalized_score"] >= 0.8, last
