@@ -22,6 +22,12 @@ the return falling below random's), so the continuous presets use a smaller alph
 log pi(a|s) in the discriminator is that of the current generator, for expert and policy
 transitions alike (as the paper's implementation evaluates it). An optional gradient penalty
 (agents.irl.adversarial) acts on f's gradient in (s, s') at interpolates (with done = 0).
+
+On an env that terminates where the expert never does (inverted-pendulum), f is negative on the
+generator's states early on, so ending the episode pays, and the generator learns to fall at
+once (so does imitation's AIRL there). `absorbing` (Kostrikov et al. 2019) lets the
+discriminator price the ending: a terminal s' is an absorbing state, a marker input of g and h,
+with one absorbing transition per terminal one on each side of the discriminator's loss.
 """
 
 from __future__ import annotations
