@@ -18,7 +18,8 @@ def test_discriminator_normalizes_with_the_fitted_expert_statistics():
     expert = torch.randn(500, 3) * torch.tensor([1.0, 5.0, 0.1]) + 7.0
     d.obs_norm.fit(expert)
     x = d.inputs(expert, torch.zeros(500, 1))
-    assert x.shape == (500, 4)
+    assert x.shape == (500, 5)  # [s, a, 0]: the last input marks the absorbing state
+    assert torch.equal(x[:, 4], torch.zeros(500))
     assert torch.allclose(x[:, :3].mean(0), torch.zeros(3), atol=1e-4)
     assert torch.allclose(x[:, :3].std(0, unbiased=False), torch.ones(3), atol=1e-4)
     assert d(expert[:7], torch.zeros(7, 1)).shape == (7,)
