@@ -8,8 +8,9 @@ using Probabilistic Dynamics Models" (PETS). Each call plans for a batch of B st
         J_k = 1/P sum_p sum_h r(s_h^p, a_h, s_{h+1}^p)   P particles per candidate
         CEM: refit (mu, sigma) to the best `elites` J_k (momentum alpha), keep the best A_k
         MPPI: (mu, sigma) <- exp(J / lambda)-weighted mean and spread
-    apply the first action of the best sequence (CEM) or of mu (MPPI); warm-start the next
-    call with mu shifted by one step (the last step padded with 0, the middle of [-1, 1])
+    apply the first action of mu (MPPI, and CEM as Chua et al.'s code does: `cem_action`
+    mean) or of the best sequence sampled (CEM, `cem_action` best); warm-start the next call
+    with mu shifted by one step (the last step padded with 0, the middle of [-1, 1])
 
 Particles: s_{h+1}^p = s_h^p + f_m(s_h^p, a_h) + sigma_m(s_h^p, a_h) eps, with member m of the
 ensemble assigned to particle p. TS-inf keeps the assignment for the whole horizon (particle p
@@ -17,6 +18,13 @@ is member p // (P / E)); TS-1 draws a new one every step (the particle axis is p
 the step); `mean` propagates the members' means (no eps: the deterministic models of the
 CS285 MBRL versions 0.5 to 1.5). A particle whose step terminates (the env's known termination
 function) earns nothing afterwards.
+
+Planning margin (`margin_weight` w > 0, envs whose reward function states one): each step adds
+w * m(s') to the planned return, m in [0, 1] the distance of s' from the env's failure set
+(agents.model_based.rewards). A reward that only counts steps alive (inverted-pendulum) ties
+every candidate that survives the horizon, so the plan drifts to the edge of what the model
+predicts survivable; the margin ranks those candidates by how far they stay from it. It enters
+the planner's objective only: training and evaluation report the env's reward.
 
 All randomness enters as arguments: `cem_noise` [I, K, B, H, A] for the candidates and
 `particle_noise` [H, P, D] (+ `perm_noise` [H, P] for TS-1), standard normal. The particle
@@ -30,6 +38,7 @@ particles; the loops over iterations and horizon steps are unrolled when exporte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +49,7 @@ from models.dynamics import ProbabilisticEnsemble
 
 PROPAGATIONS = ("ts-inf", "ts-1", "mean")
 PLANNERS = ("cem", "mppi")
+CEM_ACTIONS = ("mean", "best")
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,8 @@ class MPCSettings:
     temperature: float
     particles: int
     propagation: str
+    cem_action: str = "mean"
+    margin_weight: float = 0.0
 
 
 class MPCController(nn.Module):
@@ -75,6 +87,16 @@ class MPCController(nn.Module):
                              f"ensemble size ({model.ensemble_size})")
         if reward is None and not model.reward:
             raise ValueError("no reward function and no learned reward head")
+        if settings.cem_action not in CEM_ACTIONS:
+            raise ValueError(f"cem_action {settings.cem_action!r} is not one of "
+                             f"{', '.join(CEM_ACTIONS)}")
+        self.margin: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+        if settings.margin_weight > 0:
+            self.margin = getattr(reward, "margin", None) if getattr(
+                reward, "has_margin", False) else None
+            if self.margin is None:
+                raise ValueError(f"margin_weight {settings.margin_weight:g} > 0 needs the env's "
+                                 "known reward with a margin (agents.model_based.rewards)")
         self.model, self.reward, self.s = model, reward, settings
         self.act_dim = model.act_dim
 
@@ -120,7 +142,7 @@ class MPCController(nn.Module):
                 mean, std = refit_gaussian(elites, mean, std, s.momentum, s.min_std)
             else:
                 mean, std, _ = mppi_update(seqs, returns, s.temperature, s.min_std)
-        chosen = best_seq if s.planner == "cem" else mean
+        chosen = best_seq if s.planner == "cem" and s.cem_action == "best" else mean
         warm = torch.cat([mean[:, 1:], torch.zeros_like(mean[:, :1])], dim=1)
         return chosen[:, 0], warm, chosen
 
@@ -149,6 +171,8 @@ class MPCController(nn.Module):
                 r, done = _from_member(r_learned[..., None], K, B, P)[..., 0], None
             else:
                 r, done = self.reward(x, a, nxt)
+                if self.margin is not None:
+                    r = r + s.margin_weight * self.margin(x, a, nxt)
             total = total + alive * r
             if done is not None:
                 alive = alive * (~done).to(alive.dtype)

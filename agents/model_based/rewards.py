@@ -108,6 +108,15 @@ def _inverted_pendulum_reward(obs: Tensor, u: Tensor, next_obs: Tensor) -> Tenso
     return (~_inverted_pendulum_done(obs, u, next_obs)).to(next_obs.dtype)
 
 
+def _inverted_pendulum_margin(obs: Tensor, u: Tensor, next_obs: Tensor) -> Tensor:
+    """How far s' is from failing, in [0, 1]: the mean of the hinge's distance from the
+    termination angle (0.2) and the cart's from the ends of its rail (the slider's joint range,
+    [-1, 1] in inverted_pendulum.xml; at an end the cart stops and the pole falls)."""
+    hinge = (1 - next_obs[..., 1].abs() / 0.2).clamp(min=0.0)
+    cart = (1 - next_obs[..., 0].abs()).clamp(min=0.0)
+    return (hinge + cart) / 2
+
+
 def _reacher_reward(obs: Tensor, u: Tensor, next_obs: Tensor) -> Tensor:
     """Reacher-v5 (obs: cos q, sin q, target xy, q_dot, fingertip - target xy): -distance -
     ||u||^2. The distance is 3-D in Gymnasium, but fingertip and target share z = 0.01."""
@@ -194,6 +203,9 @@ class _Known:
     max_error: float = 1e-5
     """|r - r_sim| stays under this: float32 rounding where exact (< 2e-6 measured), else the
     largest error over 5000 random-action transitions, rounded up."""
+    margin: Term | None = None
+    """m(s, u, s') in [0, 1], the distance of s' from the env's failure set, for the planner's
+    optional margin term (agents.model_based.mpc); None: the env states none."""
 
 
 def _box(n: int, bound: float = 1.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -205,7 +217,7 @@ _KNOWN: dict[str, _Known] = {
     "cartpole": _Known(_cartpole_reward, _cartpole_done, None, None),
     "pendulum": _Known(_pendulum_reward, _never, *_box(1, 2.0)),
     "inverted-pendulum": _Known(_inverted_pendulum_reward, _inverted_pendulum_done,
-                                *_box(1, 3.0)),
+                                *_box(1, 3.0), margin=_inverted_pendulum_margin),
     "reacher": _Known(_reacher_reward, _never, *_box(2)),
     "pusher": _Known(_pusher_reward, _never, *_box(7, 2.0)),
     # Forward reward from velocities (`_x_velocity`); measured max |r - r_sim| over 5000
@@ -228,7 +240,8 @@ class RewardFn(nn.Module):
         self.env = env
         self.max_error = known.max_error
         self.discrete = known.action_low is None
-        self._reward, self._done = known.reward, known.done
+        self._reward, self._done, self._margin = known.reward, known.done, known.margin
+        self.has_margin = known.margin is not None
         low = torch.tensor(known.action_low or (), dtype=torch.float32)
         high = torch.tensor(known.action_high or (), dtype=torch.float32)
         self.act_mid: Tensor
@@ -251,6 +264,13 @@ class RewardFn(nn.Module):
         """Whether the step terminates the episode, [...] bool (a time limit is not one)."""
         return self._done(obs, self.robot_action(act), next_obs)
 
+    def margin(self, obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+        """The distance of next_obs from the env's failure set, [...] in [0, 1]."""
+        if self._margin is None:
+            raise ValueError(f"{self.env!r} states no planning margin; envs that do: "
+                             f"{', '.join(names_with_margin())}")
+        return self._margin(obs, self.robot_action(act), next_obs)
+
     def forward(self, obs: Tensor, act: Tensor, next_obs: Tensor) -> tuple[Tensor, Tensor]:
         u = self.robot_action(act)
         return self._reward(obs, u, next_obs), self._done(obs, u, next_obs)
@@ -262,6 +282,11 @@ class RewardFn(nn.Module):
 def names_with_reward() -> list[str]:
     """The envs whose reward and termination are known here, sorted."""
     return sorted(_KNOWN)
+
+
+def names_with_margin() -> list[str]:
+    """The envs whose known reward states a planning margin, sorted."""
+    return sorted(k for k, v in _KNOWN.items() if v.margin is not None)
 
 
 def known_reward(env: str) -> RewardFn | None:

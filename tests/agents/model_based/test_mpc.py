@@ -107,6 +107,56 @@ def test_particles_spread_with_the_model_noise(propagation):
     assert torch.equal(noisy[0], noisy[1])  # common random numbers: same draws per candidate
 
 
+class AliveWithMargin(nn.Module):
+    """1 per step while |x'| <= 1 (an 'alive' reward: ties), and a margin 1 - |x'|."""
+
+    has_margin = True
+
+    def forward(self, obs, act, next_obs):
+        done = next_obs[..., 0].abs() > 1.0
+        return (~done).float(), done
+
+    def margin(self, obs, act, next_obs):
+        return (1 - next_obs[..., 0].abs()).clamp(min=0.0)
+
+
+def test_the_margin_ranks_candidates_that_an_alive_reward_ties():
+    seqs = torch.tensor([0.0, 0.5, -1.0])[:, None, None, None].expand(3, 1, 2, 1)
+    obs, calm = torch.tensor([[0.5, 0.0]]), torch.zeros(2, 1, 2)
+    plain = MPCController(ExactModel(dt=1.0), AliveWithMargin(), settings(horizon=2))
+    assert torch.equal(plain.returns(obs, seqs, calm), torch.full((3, 1), 2.0))  # all tied
+    mpc = MPCController(ExactModel(dt=1.0), AliveWithMargin(),
+                        settings(horizon=2, margin_weight=0.1))
+    # x: 0.5 -> 0.5 + v, v += u: u = 0 keeps x = 0.5 (margins 0.5, 0.5); u = 0.5 drifts to
+    # x = 1.0 (0.5, 0.0); u = -1 swings to x = 0.5, -0.5 (0.5, 0.5), then falls one step later
+    want = torch.tensor([[2 + 0.1 * 1.0], [2 + 0.1 * 0.5], [2 + 0.1 * 1.0]])
+    assert torch.allclose(mpc.returns(obs, seqs, calm), want)
+
+
+def test_cem_executes_its_final_mean_or_its_best_sample():
+    torch.manual_seed(0)
+    noise = MPCController(ExactModel(), Quadratic(0.3), settings(horizon=2)).draw_noise(1)
+    obs, plan = torch.zeros(1, 2), torch.zeros(1, 2, 1)
+    mean = MPCController(ExactModel(), Quadratic(0.3), settings(horizon=2, cem_action="mean"))
+    best = MPCController(ExactModel(), Quadratic(0.3), settings(horizon=2, cem_action="best"))
+    a_mean, warm_mean, chosen_mean = mean(obs, plan, **noise)
+    a_best, warm_best, chosen_best = best(obs, plan, **noise)
+    assert torch.equal(warm_mean, warm_best)  # the same search, only the executed plan differs
+    assert torch.equal(chosen_mean[:, 1], warm_mean[:, 0])  # mean: the plan the warm start is
+    assert not torch.equal(chosen_best[:, 1], warm_best[:, 0])  # best: a sample, not the mean
+    assert torch.allclose(a_mean, a_best, atol=0.03) and not torch.equal(a_mean, a_best)
+    assert torch.allclose(a_mean, torch.full((1, 1), 0.3), atol=0.03)
+
+
+@pytest.mark.bad_input
+def test_a_margin_needs_a_reward_that_states_one():
+    with pytest.raises(ValueError, match=r"margin_weight 0.1 > 0 needs the env's known reward "
+                       r"with a margin"):
+        MPCController(ExactModel(), Regulate(), settings(margin_weight=0.1))
+    with pytest.raises(ValueError, match=r"cem_action 'median' is not one of mean, best"):
+        MPCController(ExactModel(), Regulate(), settings(cem_action="median"))
+
+
 @pytest.mark.bad_input
 def test_particles_must_divide_among_members():
     with pytest.raises(ValueError, match=r"particles \(3\) must be a multiple of the ensemble "

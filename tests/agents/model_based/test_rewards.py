@@ -14,6 +14,7 @@ import sim
 from agents.model_based.rewards import (
     RewardFn,
     known_reward,
+    names_with_margin,
     names_with_reward,
     reward_for,
 )
@@ -176,3 +177,24 @@ def test_an_env_without_a_known_reward_gets_one_line_naming_those_with_one():
     message = str(info.value)
     assert "\n" not in message and "'ant'" in message
     assert all(name in message for name in NAMES)
+
+
+@pytest.mark.parametrize("name", names_with_margin())
+def test_the_planning_margin_is_zero_where_the_env_fails_and_one_at_its_centre(name):
+    fn, data = reward_for(name), record(name)
+    margin = fn.margin(data["obs"], data["act"].float(), data["next_obs"])
+    assert margin.shape == data["done"].shape
+    assert bool(((margin >= 0) & (margin <= 1)).all())
+    done = data["done"]  # a terminating step has no margin left on the limit it crossed
+    assert bool(done.any()) and bool((margin[done] <= 0.5).all())
+    assert float(margin[~done].mean()) > float(margin[done].mean()) + 0.2
+    # inverted-pendulum at rest in the middle of the rail, upright: as far from failing as it gets
+    centre = torch.zeros(1, data["obs"].shape[-1])
+    assert torch.allclose(fn.margin(centre, torch.zeros(1, 1), centre), torch.ones(1))
+
+
+@pytest.mark.bad_input
+def test_a_margin_on_an_env_that_states_none_names_those_that_do():
+    with pytest.raises(ValueError, match=r"'pendulum' states no planning margin; envs that do: "
+                       r"inverted-pendulum"):
+        reward_for("pendulum").margin(torch.zeros(1, 3), torch.zeros(1, 1), torch.zeros(1, 3))
