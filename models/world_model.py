@@ -10,6 +10,7 @@ of linear -> LayerNorm -> Mish layers:
     reward      r^  = R(z, a)         logits over two-hot bins (models.two_hot)
     values      q^_i = Q_i(z, a)      an ensemble of num_q heads, dropout in the first layer
     prior       a^  ~ p(z)            tanh-squashed Gaussian, log-std bounded
+    termination d^  = D(z')           a logit of "z' ends the episode" (only when `episodic`)
 
 SimNorm (Lavoie et al. 2022, "Simplicial Embeddings in Self-Supervised Learning", arXiv:
 2204.00616) splits a latent into groups of `simnorm_dim` and takes a softmax in each, so
@@ -19,8 +20,8 @@ batched ensemble (models.ensemble.EnsembleLinear); their Polyak target is kept h
 in symlog space and decoded to scalars.
 
 The API planning and export use: `encode(obs)`, `next(z, a)`, `reward(z, a)` (decoded),
-`Q(z, a, which)` and `pi(z, noise)`; every random draw (the prior's noise, the two Q members)
-may be passed in, so a traced graph takes its randomness as inputs.
+`Q(z, a, which)`, `pi(z, noise)` and `terminated(z)`; every random draw (the prior's noise,
+the two Q members) may be passed in, so a traced graph takes its randomness as inputs.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ class WorldModel(nn.Module):
                  num_enc_layers: int = 2, num_q: int = 5, dropout: float = 0.01,
                  simnorm_dim: int = 8, num_bins: int = 101, vmin: float = -10.0,
                  vmax: float = 10.0, log_std_min: float = -10.0, log_std_max: float = 2.0,
-                 num_channels: int = 32) -> None:
+                 num_channels: int = 32, episodic: bool = False) -> None:
         super().__init__()
         check_sizes(act_dim=act_dim, latent_dim=latent_dim, mlp_dim=mlp_dim, enc_dim=enc_dim,
                     num_enc_layers=num_enc_layers, num_q=num_q, simnorm_dim=simnorm_dim)
@@ -176,6 +177,9 @@ class WorldModel(nn.Module):
         self.reward_net = normed_mlp(za, hidden, num_bins)
         self.pi_net = normed_mlp(latent_dim, hidden, 2 * act_dim)
         self.Qs = q_ensemble(num_q, za, hidden, num_bins, dropout)
+        # TD-MPC2's `episodic` option: a termination classifier D(z') on the next latent.
+        # Built last and only when asked, so a non-episodic model draws the same weights.
+        self.termination_net = normed_mlp(latent_dim, hidden, 1) if episodic else None
         self.apply(_weight_init)
         # Zero output layers: the first predictions are uniform over the bins, decoded as 0.
         for head in (self.reward_net[-1], self.Qs[-1]):
@@ -191,8 +195,14 @@ class WorldModel(nn.Module):
 
     def world_parameters(self) -> list[nn.Parameter]:
         """Everything but the prior's: what the joint world-model loss trains (encoder first)."""
+        heads = [] if self.termination_net is None else list(self.termination_net.parameters())
         return [*self.encoder.parameters(), *self.dynamics.parameters(),
-                *self.reward_net.parameters(), *self.Qs.parameters()]
+                *self.reward_net.parameters(), *self.Qs.parameters(), *heads]
+
+    @property
+    def episodic(self) -> bool:
+        """Whether the model predicts terminations (TD-MPC2's `episodic`)."""
+        return self.termination_net is not None
 
     # -- the API of planning and export ------------------------------------------------------
     def encode(self, obs: Tensor) -> Tensor:
@@ -214,6 +224,20 @@ class WorldModel(nn.Module):
     def reward(self, z: Tensor, a: Tensor) -> Tensor:
         """R(z, a) decoded to a scalar [*batch]."""
         return two_hot_inv(self.reward_logits(z, a), self.vmin, self.vmax)
+
+    def termination_logits(self, z: Tensor) -> Tensor:
+        """D(z): the logit that reaching latent z ends the episode [*batch] (episodic only)."""
+        if self.termination_net is None:
+            raise ValueError("this world model has no termination head (episodic is False)")
+        return self.termination_net(z).squeeze(-1)
+
+    def terminated(self, z: Tensor) -> Tensor:
+        """D(z) > 0.5 as a float 0/1 [*batch]: TD-MPC2's predicted termination in planning
+        (the logit's sign, the same test without rounding a sigmoid; all 0 when not
+        episodic)."""
+        if self.termination_net is None:
+            return torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
+        return (self.termination_logits(z) > 0).to(z.dtype)
 
     def Q(self, z: Tensor, a: Tensor, which: str = "min2", *, target: bool = False,
           detach: bool = False, members: Tensor | None = None) -> Tensor:
@@ -260,6 +284,33 @@ class WorldModel(nn.Module):
         eps = torch.randn_like(mean) if noise is None else noise
         u = mean + log_std.exp() * eps
         return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+
+    def pi_scaled(self, z: Tensor, noise: Tensor | None = None
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+        """As `pi`, with TD-MPC2's action-dimension-scaled log-prob as a third output
+        (`scaled_log_prob`), the one its prior's entropy bonus uses."""
+        mean, log_std = self.pi_mean_log_std(z)
+        eps = torch.randn_like(mean) if noise is None else noise
+        u = mean + log_std.exp() * eps
+        return (torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std),
+                scaled_log_prob(u, mean, log_std))
+
+
+def scaled_log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """TD-MPC2's log-prob of a = tanh(u), scaled by the action dimension A [...]:
+
+        A log N(u; mean, std) - sum_i log(1 - tanh(u_i)^2)
+
+    The Gaussian term (a sum over A dims) times A, the tanh correction as is (Hansen, Su,
+    Wang 2024, arXiv:2310.16828, and its released code's `gaussian_logprob(..., size=A)`), so
+    the entropy bonus keeps its weight against the value as the action space grows. A = 1: the
+    plain log-prob (models.actors.tanh_gaussian_log_prob).
+    """
+    A = u.shape[-1]
+    log_p = tanh_gaussian_log_prob(u, mean, log_std)
+    z = (u - mean) * torch.exp(-log_std)
+    log_normal = (-0.5 * z.square() - log_std).sum(-1) - 0.5 * math.log(2.0 * math.pi) * A
+    return log_p + (A - 1) * log_normal
 
 
 def _weight_init(m: nn.Module) -> None:

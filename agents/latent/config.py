@@ -27,7 +27,16 @@ class TDMPCConfig(OffPolicyConfig):
     value_coef: float = 0.1
     """Weight of the value loss."""
     entropy_coef: float = 1e-4
-    """Weight of log p in the prior's loss (maximum entropy)."""
+    """Weight of log p in the prior's loss (maximum entropy); log p scaled by the action
+    dimension as in TD-MPC2 (models.world_model.scaled_log_prob)."""
+    episodic: bool = False
+    """TD-MPC2's `episodic`: a termination head D(z') trained by BCE, and plans' returns cut
+    after a predicted termination (the preset turns it on for envs that can terminate)."""
+    termination_coef: float = 1.0
+    """Weight of the termination loss (episodic only)."""
+    seed_pretrain: bool = True
+    """TD-MPC2's pretraining on the seed data: when the learning_starts random (seed) steps
+    end, learning_starts updates in one burst; then gradient_steps per train_freq as always."""
     tau: float = 0.01
     """Polyak weight of the online Q heads in the target update."""
     lr: float = 3e-4
@@ -102,7 +111,7 @@ class TDMPCConfig(OffPolicyConfig):
                 f"<= num_samples ({self.num_samples})")
         require_number(self, "rho", low=0.0, high=1.0, low_open=True)
         require_number(self, "consistency_coef", "reward_coef", "value_coef", "entropy_coef",
-                       low=0.0)
+                       "termination_coef", low=0.0)
         require_number(self, "tau", "enc_lr_scale", low=0.0, high=1.0, low_open=True)
         require_number(self, "lr", "grad_clip_norm", "temperature", low=0.0, low_open=True)
         require_number(self, "dropout", low=0.0, high=1.0, high_open=True)
@@ -112,6 +121,9 @@ class TDMPCConfig(OffPolicyConfig):
         require(self.log_std_min < self.log_std_max, "log_std_min", self.log_std_min,
                 f"< log_std_max ({self.log_std_max})")
         require(isinstance(self.plan, bool), "plan", self.plan, "True or False")
+        for name in ("episodic", "seed_pretrain"):
+            require(isinstance(getattr(self, name), bool), name, getattr(self, name),
+                    "True or False")
         require(isinstance(self.export_planner, bool), "export_planner", self.export_planner,
                 "True or False")
 

@@ -2,12 +2,14 @@
 
 Hansen, Su, Wang (2024), "TD-MPC2", arXiv:2310.16828, eq. 3-5 and appendix A: every term
 weights step t of the H-step latent rollout by rho^t and averages over the steps; rewards and
-values are two-hot cross-entropies in symlog space (models.two_hot).
+values are two-hot cross-entropies in symlog space (models.two_hot). The termination loss of
+the `episodic` option (TD-MPC2's code) is a plain binary cross-entropy over steps and batch.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from models.two_hot import soft_ce
@@ -41,9 +43,17 @@ def value_loss(q_logits: Tensor, y: Tensor, rho: float, vmin: float, vmax: float
     return (rho_weights(rho, len(per_step), per_step) * per_step).mean()
 
 
+def termination_loss(logits: Tensor, terminated: Tensor) -> Tensor:
+    """mean_{H, B} BCE(D(z_{t+1}), d_t) for logits [H, B] of the rollout's next latents and the
+    stored terminations d_t [H, B] (bool): TD-MPC2's episodic termination head, unweighted by
+    rho as in its code."""
+    return F.binary_cross_entropy_with_logits(logits, terminated.to(logits.dtype))
+
+
 def policy_loss(logp: Tensor, q: Tensor, scale: Tensor, rho: float, entropy_coef: float
                 ) -> Tensor:
-    """1/(H+1) sum_t rho^t mean_B (entropy_coef log p(a|z_t) - Q(z_t, a) / S), [H+1, B]."""
+    """1/(H+1) sum_t rho^t mean_B (entropy_coef log p(a|z_t) - Q(z_t, a) / S), [H+1, B]; the
+    agent passes TD-MPC2's action-dimension-scaled log p (models.world_model.scaled_log_prob)."""
     per_step = (entropy_coef * logp - q / scale).mean(1)
     return (rho_weights(rho, len(per_step), per_step) * per_step).mean()
 

@@ -6,6 +6,7 @@ TD-MPC, Hansen et al. 2022, section 3.2). For each of B latents z_0 = h(s):
     num_pi_trajs sequences come from the prior, rolled out through d:  a_t ~ p(z_t)
     the rest, K - num_pi_trajs, from N(mu, sigma^2) clipped to [-1, 1]    (mu: warm start)
     J(a_{0:H}) = sum_{t<H} gamma^t R(z_t, a_t) + gamma^H Q(z_H, p(z_H))  (Q: mean of 2 heads)
+    episodic models: every term after the first predicted termination D(z_t) > 0.5 is cut
     mu, sigma <- the exp(temperature (J - max J))-weighted mean and spread of the
                  num_elites best sequences, sigma clamped to [min_std, max_std]
     repeated `iterations` times; sigma starts at max_std
@@ -121,17 +122,24 @@ class LatentMPPI(nn.Module):
 
     def returns(self, z: Tensor, seqs: Tensor, value_noise: Tensor, members: Tensor) -> Tensor:
         """J of seqs [K, B, H, A] from latents z [K, B, latent]: discounted predicted rewards
-        over the horizon and gamma^H Q(z_H, p(z_H)) -> [K, B]."""
+        over the horizon and gamma^H Q(z_H, p(z_H)) -> [K, B]. An episodic model (TD-MPC2's
+        `episodic`) counts R(z_t, a_t) and the value only while no z_1..z_t was predicted
+        terminal: `alive` is 1 - that."""
         m, gamma = self.model, self.s.gamma
         total = torch.zeros(seqs.shape[:2], device=seqs.device)
+        alive = torch.ones_like(total) if m.episodic else None
         discount = 1.0
         for t in range(seqs.shape[2]):
             a = seqs[:, :, t]
-            total = total + discount * m.reward(z, a)
+            r = m.reward(z, a)
+            total = total + discount * (r if alive is None else alive * r)
             z = m.next(z, a)
+            if alive is not None:
+                alive = alive * (1.0 - m.terminated(z))
             discount *= gamma
         a_H, _ = m.pi(z, value_noise)
-        return total + discount * m.Q(z, a_H, "avg", members=members)
+        value = m.Q(z, a_H, "avg", members=members)
+        return total + discount * (value if alive is None else alive * value)
 
 
 def shift_plan(mean: Tensor) -> Tensor:

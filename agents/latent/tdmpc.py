@@ -12,19 +12,26 @@ with z_0 = h(s_0), z_{t+1} = d(z_t, a_t) and targets from the next observations 
     L_rew  = 1/H sum_t rho^t CE(R(z_t, a_t), r_t)                          (two-hot, symlog)
     L_val  = 1/(H E) sum_t rho^t sum_i CE(Q_i(z_t, a_t), y_t)
     y_t    = r_t + gamma (1 - d_t) min_{i,j ~ 2 of E} Q'(h(s_{t+1}), p(h(s_{t+1})))
+    L_term = mean_{t, B} BCE(D(z_{t+1}), d_t)                 (`episodic` only, TD-MPC2 code)
     L      = consistency_coef L_cons + reward_coef L_rew + value_coef L_val
+             + termination_coef L_term
 
 The policy prior p maximises a scaled value with an entropy bonus (eq. 5), on the detached
 rollout latents and the Q heads' weights as constants:
 
-    L_p = 1/(H+1) sum_t rho^t E[ entropy_coef log p(a|z_t) - Q(z_t, a) / S ],  a ~ p(z_t)
+    L_p = 1/(H+1) sum_t rho^t E[ entropy_coef log~p(a|z_t) - Q(z_t, a) / S ],  a ~ p(z_t)
 
 with Q the mean of two random heads and S a running (tau) estimate of the 5th-95th percentile
 range of Q(z_0, .), floored at 1, so the entropy coefficient means the same on any reward
-scale. The Q targets follow the heads by Polyak averaging (tau). Acting plans by MPPI in latent
-space with the prior's trajectories mixed in, warm-started from the previous plan shifted by one
+scale; log~p is TD-MPC2's log-prob with its Gaussian part scaled by the action dimension
+(models.world_model.scaled_log_prob), so it means the same on any action size. The Q targets
+follow the heads by Polyak averaging (tau). Acting plans by MPPI in latent space with the
+prior's trajectories mixed in, warm-started from the previous plan shifted by one
 (agents/latent/planner.py); `plan` False acts with the prior alone. Exploration: an elite
 sequence drawn by its MPPI weight, its first action plus the final std times normal noise.
+With `episodic` (on in the preset of envs that can terminate), plans stop counting reward and
+value after a predicted termination D(z_t) > 0.5; the TD target is cut by the stored d_t.
+Learning starts with TD-MPC2's pretraining burst (`seed_pretrain`, agents/loops/latent.py).
 
 The loss terms are pure functions in agents/latent/losses.py. Kinema's counting: one env step
 is one control step of the registered env (no action repeat; TD-MPC2 counts its dm-control
@@ -47,6 +54,7 @@ from agents.latent.losses import (
     policy_loss,
     reward_loss,
     td_target,
+    termination_loss,
     updated_scale,
     value_loss,
 )
@@ -95,7 +103,7 @@ class TDMPC:
             num_enc_layers=cfg.num_enc_layers, num_q=cfg.num_q, dropout=cfg.dropout,
             simnorm_dim=cfg.simnorm_dim, num_bins=cfg.num_bins, vmin=cfg.vmin, vmax=cfg.vmax,
             log_std_min=cfg.log_std_min, log_std_max=cfg.log_std_max,
-            num_channels=cfg.num_channels).to(device).eval()
+            num_channels=cfg.num_channels, episodic=cfg.episodic).to(device).eval()
         m = self.model
         enc = list(m.encoder.parameters())
         rest = [p for p in m.world_parameters() if all(p is not q for q in enc)]
@@ -178,8 +186,9 @@ class TDMPC:
 
     # -- learning -------------------------------------------------------------------------------
     def model_losses(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
-        """L_cons, L_rew, L_val and their weighted sum L on a sequence batch (obs [H+1, B, ...],
-        actions, rewards, terminated [H, B, ...]); and the rollout latents z_0..z_H [H+1, B, L]."""
+        """L_cons, L_rew, L_val (L_term when episodic) and their weighted sum L on a sequence
+        batch (obs [H+1, B, ...], actions, rewards, terminated [H, B, ...]); and the rollout
+        latents z_0..z_H [H+1, B, L]."""
         cfg, m = self.cfg, self.model
         obs, actions = batch["obs"], batch["actions"]
         with torch.no_grad():
@@ -202,18 +211,25 @@ class TDMPC:
         terms["model_loss"] = (cfg.consistency_coef * terms["consistency_loss"]
                                + cfg.reward_coef * terms["reward_loss"]
                                + cfg.value_coef * terms["value_loss"])
+        if m.episodic:  # D on the predicted next latents z_1..z_H
+            terms["termination_loss"] = termination_loss(m.termination_logits(z_all[1:]),
+                                                         batch["terminated"])
+            terms["model_loss"] = (terms["model_loss"]
+                                   + cfg.termination_coef * terms["termination_loss"])
         return terms, z_all
 
     def policy_terms(self, zs: Tensor) -> dict[str, Tensor]:
-        """L_p on latents zs [H+1, B, L] (detached here), the Q heads' weights as constants;
-        the running scale S is updated from Q(z_0, .) first, as in TD-MPC2."""
+        """L_p on latents zs [H+1, B, L] (detached here), the Q heads' weights as constants,
+        with the action-dimension-scaled log p; the running scale S is updated from Q(z_0, .)
+        first, as in TD-MPC2."""
         zs = zs.detach()
-        a, logp = self.model.pi(zs)
+        a, logp, scaled = self.model.pi_scaled(zs)
         q = self.model.Q(zs, a, "avg", detach=True)  # [H+1, B]
         self.q_scale = updated_scale(self.q_scale, q[0], self.cfg.tau)
-        return {"pi_loss": policy_loss(logp, q, self.q_scale, self.cfg.rho,
+        return {"pi_loss": policy_loss(scaled, q, self.q_scale, self.cfg.rho,
                                        self.cfg.entropy_coef),
-                "pi_entropy": -logp.detach().mean(), "q_scale": self.q_scale}
+                "pi_entropy": -logp.detach().mean(),
+                "pi_scaled_entropy": -scaled.detach().mean(), "q_scale": self.q_scale}
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One step of the world model, then one of the prior, then the Polyak targets."""
@@ -275,19 +291,37 @@ def default_gamma(episode_steps: int) -> float:
     return min(max((frac - 1) / frac, 0.95), 0.995)
 
 
+NEVER_TERMINATE = frozenset({"pendulum", "halfcheetah", "reacher", "pusher"})
+"""Gymnasium envs whose episodes end only at the time limit (their documentation says so)."""
+
+
+def can_terminate(env: str) -> bool:
+    """Whether `env`'s episodes can end by termination, so TD-MPC2's `episodic` applies: not
+    the dm-control suite's tasks (time limits only; TD-MPC2 runs them non-episodic), not the
+    PyBullet arm tasks, not NEVER_TERMINATE; every other env (MuJoCo and PyBullet locomotion
+    falling over, the cart-poles, mountain car reaching the goal) can."""
+    s = spec(env)
+    if s.backend == "dm_control" or env in NEVER_TERMINATE:
+        return False
+    return not (s.backend == "pybullet" and "manipulation" in s.tags)
+
+
 def preset(env: str) -> TDMPCConfig:
-    """Per-env defaults: the paper's settings at CPU size, gamma from the episode length."""
+    """Per-env defaults: the paper's settings at CPU size, gamma from the episode length, the
+    termination head where episodes can terminate (`can_terminate`)."""
     gamma = default_gamma(spec(env).max_episode_steps or 1000)
+    episodic = can_terminate(env)
     if env.endswith("-pixels"):  # uint8 frames: 84x84x9 bytes twice per transition
-        return TDMPCConfig(gamma=gamma, buffer_size=10_000)
+        return TDMPCConfig(gamma=gamma, buffer_size=10_000, episodic=episodic)
     if env == "pendulum":
         # A 3-dim state needs little: 64-wide nets, 64 samples and 2 iterations plan in a few
-        # ms on one CPU thread; at lr 1e-3 (as SAC's pendulum preset) seeds 0 and 1 passed
-        # -400 at 750 and 1,250 env steps (at 3e-4: -176 and -666 at 2,000 and 1,500).
+        # ms on one CPU thread; at lr 1e-3 (as SAC's pendulum preset), evaluated every 250
+        # steps, seeds 0 and 1 passed -400 at 1,250 and 1,750 env steps with the seed
+        # pretraining burst (200 updates at step 200), at 1,000 and 1,250 without it.
         return TDMPCConfig(gamma=gamma, lr=1e-3, buffer_size=20_000, learning_starts=200,
                            batch_size=64, latent_dim=32, mlp_dim=64, enc_dim=64,
                            num_samples=64, num_elites=8, num_pi_trajs=8, iterations=2)
-    return TDMPCConfig(gamma=gamma, buffer_size=1_000_000)
+    return TDMPCConfig(gamma=gamma, buffer_size=1_000_000, episodic=episodic)
 
 
 def default_steps(env: str) -> int:

@@ -74,9 +74,12 @@ def step_and_store(envs: gym.vector.VectorEnv, replay: ReplayBuffer, core: Core,
 def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run,
                      schedule: Schedule, *, resume: dict[str, Any] | None = None,
                      on_progress: Callable[[Progress], None] | None = None,
-                     eval_fields: Callable[[float], dict[str, Any]] | None = None) -> LoopState:
+                     eval_fields: Callable[[float], dict[str, Any]] | None = None,
+                     seed_updates: int = 0) -> LoopState:
     """Interleave env steps and replay updates until the budget or the target return;
-    `eval_fields(return_mean)` adds a caller's keys to each evaluation record."""
+    `eval_fields(return_mean)` adds a caller's keys to each evaluation record. `seed_updates`
+    (> 0) replaces gradient_steps in the first round of updates, the one that ends the
+    learning_starts warm-up (TD-MPC2's pretraining on the seed data)."""
     cfg, dev, replay = agent.cfg, agent.device, agent.replay
     N = envs.num_envs
     core = Core(agent, envs, run, schedule, on_progress=on_progress,
@@ -107,15 +110,18 @@ def train_off_policy(agent: OffPolicyAgent, envs: gym.vector.VectorEnv, run: Run
                 bonus.rewards(replay.next_obs[(replay.pos - 1) % replay.rows].reshape(1, N, -1))
             loop.step += N
         if loop.step >= cfg.learning_starts and replay.can_sample():
+            # a function of the step count alone, so a resumed run never repeats the burst
+            first = loop.step - N * cfg.train_freq < cfg.learning_starts
+            updates = seed_updates if first and seed_updates > 0 else cfg.gradient_steps
             if isinstance(replay, PrioritizedReplayBuffer):
                 beta = per_beta(cfg.per_beta0, loop.step, schedule.steps)
-                for _ in range(cfg.gradient_steps):
+                for _ in range(updates):
                     batch = replay.sample(cfg.batch_size, beta=beta)
                     terms = agent.update(batch)
                     replay.update_priorities(batch["indices"], terms.pop(TD_ERROR))
                     core.terms.add(terms)
             else:
-                for _ in range(cfg.gradient_steps):
+                for _ in range(updates):
                     core.terms.add(agent.update(replay.sample(cfg.batch_size)))
         loop.iteration += 1
         core.after_iteration(obs, eval_fields=eval_fields)

@@ -20,9 +20,11 @@ from agents.latent.losses import (
 )
 from agents.latent.planner import LatentMPPI, shift_plan
 from agents.latent.tdmpc import TDMPC, TDMPCConfig, default_gamma, preset
-from agents.runs.train import TrainConfig, train
+from agents.runs.train import TrainConfig, load_agent, train
 from kinema.cli import main
+from models.actors import tanh_gaussian_log_prob
 from models.two_hot import soft_ce
+from models.world_model import scaled_log_prob
 from tests.agents.loops.crash import assert_resumes_bit_exactly
 
 TINY = dict(latent_dim=16, mlp_dim=32, enc_dim=32, num_samples=32, num_elites=4,
@@ -86,6 +88,42 @@ def test_policy_loss_and_value_scale_hand_computed():
     assert updated_scale(torch.tensor(1.0), q0, 0.1).item() == pytest.approx(0.9 + 0.1 * 90)
     # a range under 1 counts as 1: S never amplifies small values
     assert updated_scale(torch.tensor(3.0), q0 / 1000, 0.5).item() == pytest.approx(2.0)
+
+
+def test_scaled_log_prob_hand_computed():
+    """TD-MPC2's entropy scaling: A times the Gaussian log-density, the tanh correction once."""
+    u, mean = torch.tensor([0.5, -1.0]), torch.zeros(2)
+    log_std = torch.tensor([0.0, math.log(2.0)])
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    log_normal = (-0.5 * 0.25 - half_log_2pi) + (-0.5 * 0.25 - math.log(2.0) - half_log_2pi)
+    log_det = math.log(1 - math.tanh(0.5) ** 2) + math.log(1 - math.tanh(-1.0) ** 2)
+    assert scaled_log_prob(u, mean, log_std).item() == pytest.approx(2 * log_normal - log_det,
+                                                                     rel=1e-6)
+    assert tanh_gaussian_log_prob(u, mean, log_std).item() == pytest.approx(
+        log_normal - log_det, rel=1e-6)
+    one = (u[:1], mean[:1], log_std[:1])  # A = 1: nothing to scale
+    assert torch.allclose(scaled_log_prob(*one), tanh_gaussian_log_prob(*one))
+
+
+def test_the_prior_loss_uses_the_scaled_log_prob():
+    agent = _agent(entropy_coef=0.5)  # pendulum has A = 1: scale a 2-dim agent by hand
+    info = dataclasses.replace(sim.spec("pendulum").info, action_shape=(2,))
+    agent = TDMPC(agent.cfg, info, torch.device("cpu"))
+    m = agent.model
+    zs = m.encode(torch.randn(agent.cfg.horizon + 1, 8, 3))
+    torch.manual_seed(7)
+    terms = agent.policy_terms(zs)
+    torch.manual_seed(7)  # the same draws: the prior's noise, then the two Q heads
+    mean, log_std = m.pi_mean_log_std(zs.detach())
+    eps = torch.randn_like(mean)
+    u = mean + log_std.exp() * eps
+    q = m.Q(zs.detach(), torch.tanh(u), "avg", detach=True)
+    scale = updated_scale(torch.ones(()), q[0], agent.cfg.tau)
+    log_normal = (-0.5 * eps.square() - log_std).sum(-1) - math.log(2 * math.pi)  # A = 2
+    scaled = tanh_gaussian_log_prob(u, mean, log_std) + log_normal
+    expected = policy_loss(scaled, q, scale, agent.cfg.rho, 0.5)
+    assert terms["pi_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms["pi_scaled_entropy"].item() == pytest.approx(-scaled.mean().item(), rel=1e-5)
 
 
 def test_discount_heuristic_of_the_paper():
@@ -259,18 +297,24 @@ def test_pixels_plan_store_and_learn_a_few_steps(monkeypatch):
     assert action.shape == (1, 1) and action.abs().max() <= 1.0
 
 
-def test_resume_is_bit_exact(tmp_path):
+@pytest.mark.parametrize(("checkpoint_every", "crash_at"), [(80, 80), (40, 45)])
+def test_resume_is_bit_exact(tmp_path, checkpoint_every, crash_at):
+    """Resumed after the seed pretraining burst (at step 50), and from a checkpoint before it
+    (step 40): the burst happens once either way."""
     cfg = dataclasses.replace(preset("pendulum"), **TINY)
-    base = dict(algo="tdmpc", env="pendulum", steps=160, eval_every=80, checkpoint_every=80,
-                eval_episodes=1, seed=3)
-    assert_resumes_bit_exactly(tmp_path, base, crash_at=80, algo_cfg=cfg)
+    base = dict(algo="tdmpc", env="pendulum", steps=160, eval_every=80,
+                checkpoint_every=checkpoint_every, eval_episodes=1, seed=3)
+    _, resumed = assert_resumes_bit_exactly(tmp_path, base, crash_at=crash_at,
+                                                   algo_cfg=cfg)
+    assert load_agent(resumed.run)[0].updates == 50 + 110
 
 
 @pytest.mark.parametrize("seed", [0])
 def test_tdmpc_learns_pendulum_within_1500_steps(tmp_path, seed):
-    """The preset (64-wide nets, 64 MPPI samples, lr 1e-3) from 200 random steps: measured
-    above -400 at 750 env steps (seed 0) and 1,250 (seed 1); the prior alone (--no-plan, lr
-    3e-4) was still at -1,010 at 1,500. A random policy scores about -1,200."""
+    """The preset (64-wide nets, 64 MPPI samples, lr 1e-3) from 200 random steps and TD-MPC2's
+    burst of 200 updates: measured above -400 at 1,250 env steps (seed 0) and 1,750 (seed 1),
+    without the burst at 1,000 and 1,250; the prior alone (--no-plan, lr 3e-4) was still at
+    -1,010 at 1,500. A random policy scores about -1,200."""
     cfg = TrainConfig(algo="tdmpc", env="pendulum", seed=seed, steps=1_500, eval_every=250,
                       eval_episodes=3, target_return=-400, runs_dir=str(tmp_path))
     result = train(cfg)

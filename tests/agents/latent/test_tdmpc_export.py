@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 import sim
-from agents.latent.export import ExportedLatentMPPI, PriorPolicy
+from agents.latent.export import ExpMish, ExportedLatentMPPI, PriorPolicy
 from agents.latent.tdmpc import TDMPC, TDMPCConfig
 from agents.registry import algorithm
 from agents.runs.train import TrainConfig, load_agent, train
@@ -67,6 +68,9 @@ def test_kinema_export_ships_the_planner_and_it_plans_as_the_agent(
         "value_noise": (s.iterations, s.num_samples, 1, 1),
         "member_noise": (s.iterations, s.num_q)}
     assert c.parity_samples > 32  # random observations and the rollout's
+    # Mish as Exp/Mul/Add/Div: onnxruntime's Softplus kernel (its Mish expands to it) is slow
+    ops = {n.op_type for n in onnx.load(str(bundle / "policy.onnx")).graph.node}
+    assert "Exp" in ops and not ops & {"Softplus", "Mish"}
 
     # The agent's own deterministic planning, given the noise the runtime draws for the
     # bundle: the same actions, warm start carried from call to call.
@@ -120,6 +124,13 @@ def test_the_prior_alone_exports_feed_forward(run: Path, tmp_path: Path) -> None
     got = np.stack([policy(o) for o in obs])
     np.testing.assert_allclose(got, _robot_units(prior.act(obs, deterministic=True)),
                                atol=1e-5)
+
+
+def test_exp_mish_is_mish() -> None:
+    x = torch.cat([torch.linspace(-100.0, 100.0, 20_001), torch.tensor([-1e4, 1e4])])
+    want = torch.nn.functional.mish(x)
+    assert torch.allclose(ExpMish()(x), want, rtol=1e-6, atol=1e-6)
+    assert torch.isfinite(ExpMish()(x)).all() and ExpMish()(torch.zeros(1)).item() == 0.0
 
 
 @pytest.mark.bad_input
