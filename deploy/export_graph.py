@@ -129,7 +129,9 @@ def to_onnx(module: nn.Module, obs_dim: int, io: GraphIO | None = None) -> bytes
         names = (io.input_names, io.output_names)
         dynamic = None
     try:
-        with warnings.catch_warnings():
+        # No autograd while tracing: the same graph, byte for byte, traced in about 2/3 of
+        # the time (an open-loop planner: 20 -> 14 s).
+        with warnings.catch_warnings(), torch.no_grad():
             # torch 2.13's exporter trips its own pytree deprecation; it is not about the policy
             warnings.filterwarnings("ignore", "`isinstance.treespec, LeafSpec.`", FutureWarning)
             # ...and logs that torchvision's detection ops are absent; policies never use them

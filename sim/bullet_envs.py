@@ -118,9 +118,11 @@ def _build(cls: Callable[..., gym.Env], *, render_mode: str | None = None,
 
 def _entry(name: str, cls: type[gym.Env], tags: tuple[str, ...], steps: int, description: str,
            randomization: dict[str, tuple[float, float]] | None = None, **kwargs: Any) -> None:
+    # The arms' episodes end only at their time limit; the legged bodies and the cart-pole fall.
     register(EnvSpec(name=name, backend="pybullet", tags=(*tags, "state", "continuous"),
                      build=functools.partial(_build, cls, **kwargs), max_episode_steps=steps,
-                     description=description, randomization=randomization))
+                     description=description, randomization=randomization,
+                     terminates="manipulation" not in tags))
 
 
 # Legged sim-to-real ranges after Tan et al. 2018 (Sim-to-Real: Learning Agile Locomotion For

@@ -164,13 +164,13 @@ def _entry(name: str, domain: str, task: str, tags: tuple[str, ...], description
     cont = ("state", "continuous")
     register(EnvSpec(name=name, backend="dm_control", tags=(*tags, *cont),
                      build=functools.partial(_dm, domain, task, camera_id=camera_id),
-                     max_episode_steps=steps, description=description))
+                     max_episode_steps=steps, description=description, terminates=False))
     if pixels:  # DrQ / TD-MPC settings: 84x84 frames from camera 0, three stacked
         register(EnvSpec(name=f"{name}-pixels", backend="dm_control",
                          tags=(*tags, "pixels", "continuous"),
                          build=functools.partial(_dm, domain, task, camera_id=camera_id),
                          max_episode_steps=steps, description=f"{description} From pixels.",
-                         options={"frame_stack": 3}))
+                         options={"frame_stack": 3}, terminates=False))
 
 
 _entry("cartpole-balance", "cartpole", "balance", ("cart-pole",),

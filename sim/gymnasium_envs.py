@@ -52,7 +52,7 @@ def _gym(env_id: str, *, render_mode: str | None = None, mujoco_model: bool = Fa
                         **overrides).unwrapped
 
 
-def _entry(name, env_id, backend, tags, max_steps, description):
+def _entry(name, env_id, backend, tags, max_steps, description, terminates=True):
     register(
         EnvSpec(
             name=name,
@@ -61,6 +61,7 @@ def _entry(name, env_id, backend, tags, max_steps, description):
             build=functools.partial(_gym, env_id, mujoco_model=backend == "mujoco"),
             max_episode_steps=max_steps,
             description=description,
+            terminates=terminates,
         )
     )
 
@@ -68,7 +69,7 @@ def _entry(name, env_id, backend, tags, max_steps, description):
 _entry("cartpole", "CartPole-v1", "gymnasium", ("cart-pole", "state", "discrete"), 500,
        "Balance a pole on a cart by pushing left or right (Barto et al. 1983).")
 _entry("pendulum", "Pendulum-v1", "gymnasium", ("cart-pole", "state", "continuous"), 200,
-       "Swing a torque-limited pendulum up and hold it upright.")
+       "Swing a torque-limited pendulum up and hold it upright.", terminates=False)
 # Mountain car sits with pendulum in the classic-control ("cart-pole") family of tags.
 _entry("mountaincar", "MountainCar-v0", "gymnasium", ("cart-pole", "state", "discrete"), 200,
        "Drive an underpowered car up a hill by rocking; -1 per step until the goal (Moore 1990).")
@@ -80,7 +81,8 @@ _entry("inverted-pendulum", "InvertedPendulum-v5", "mujoco", ("cart-pole", *_STA
 
 _LOCO = ("locomotion", *_STATE_CONT)
 _entry("halfcheetah", "HalfCheetah-v5", "mujoco", _LOCO, 1000,
-       "Planar cheetah; reward forward velocity minus control cost (Wawrzynski 2009).")
+       "Planar cheetah; reward forward velocity minus control cost (Wawrzynski 2009).",
+       terminates=False)
 _entry("hopper", "Hopper-v5", "mujoco", _LOCO, 1000,
        "One-legged planar hopper; hop forward without falling (Erez et al. 2011).")
 _entry("walker2d", "Walker2d-v5", "mujoco", _LOCO, 1000,
@@ -92,6 +94,6 @@ _entry("humanoid", "Humanoid-v5", "mujoco", _LOCO, 1000,
 
 _MANIP = ("manipulation", *_STATE_CONT)
 _entry("reacher", "Reacher-v5", "mujoco", _MANIP, 50,
-       "Two-link planar arm; bring the fingertip to a random target.")
+       "Two-link planar arm; bring the fingertip to a random target.", terminates=False)
 _entry("pusher", "Pusher-v5", "mujoco", _MANIP, 100,
-       "Seven-joint arm; push a cylinder to a goal on the table.")
+       "Seven-joint arm; push a cylinder to a goal on the table.", terminates=False)

@@ -52,6 +52,10 @@ class EnvSpec:
     None: `sim2real.DEFAULT_RANGES` for every parameter the backend exposes."""
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
     """Default `make` options of this entry (e.g. frame_stack=3 for pixel entries)."""
+    terminates: bool = True
+    """Whether an episode can end by termination (falling over, reaching the goal), not only
+    at the time limit; learners that model termination (TD-MPC2's `episodic`, planners'
+    termination functions) read it."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -291,26 +291,12 @@ def default_gamma(episode_steps: int) -> float:
     return min(max((frac - 1) / frac, 0.95), 0.995)
 
 
-NEVER_TERMINATE = frozenset({"pendulum", "halfcheetah", "reacher", "pusher"})
-"""Gymnasium envs whose episodes end only at the time limit (their documentation says so)."""
-
-
-def can_terminate(env: str) -> bool:
-    """Whether `env`'s episodes can end by termination, so TD-MPC2's `episodic` applies: not
-    the dm-control suite's tasks (time limits only; TD-MPC2 runs them non-episodic), not the
-    PyBullet arm tasks, not NEVER_TERMINATE; every other env (MuJoCo and PyBullet locomotion
-    falling over, the cart-poles, mountain car reaching the goal) can."""
-    s = spec(env)
-    if s.backend == "dm_control" or env in NEVER_TERMINATE:
-        return False
-    return not (s.backend == "pybullet" and "manipulation" in s.tags)
-
-
 def preset(env: str) -> TDMPCConfig:
     """Per-env defaults: the paper's settings at CPU size, gamma from the episode length, the
-    termination head where episodes can terminate (`can_terminate`)."""
+    termination head where the env's episodes can terminate (`EnvSpec.terminates`: not the
+    dm-control tasks, which TD-MPC2 runs non-episodic)."""
     gamma = default_gamma(spec(env).max_episode_steps or 1000)
-    episodic = can_terminate(env)
+    episodic = spec(env).terminates
     if env.endswith("-pixels"):  # uint8 frames: 84x84x9 bytes twice per transition
         return TDMPCConfig(gamma=gamma, buffer_size=10_000, episodic=episodic)
     if env == "pendulum":

@@ -51,6 +51,8 @@ PROPAGATIONS = ("ts-inf", "ts-1", "mean")
 PLANNERS = ("cem", "mppi")
 CEM_ACTIONS = ("mean", "best")
 
+Margin = Callable[[Tensor, Tensor, Tensor], Tensor]
+
 
 @dataclass(frozen=True)
 class MPCSettings:
@@ -72,10 +74,11 @@ class MPCSettings:
 
 
 class MPCController(nn.Module):
-    """Plans with `model` and `reward` ((s, a, s') -> (r, done), or None: the learned head)."""
+    """Plans with `model` and `reward` ((s, a, s') -> (r, done), or None: the learned head);
+    `margin` (s, a, s') -> m(s') in [0, 1] for margin_weight > 0 (RewardFn.margin)."""
 
     def __init__(self, model: ProbabilisticEnsemble, reward: nn.Module | None,
-                 settings: MPCSettings) -> None:
+                 settings: MPCSettings, margin: Margin | None = None) -> None:
         super().__init__()
         if settings.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation {settings.propagation!r} is not one of "
@@ -90,13 +93,10 @@ class MPCController(nn.Module):
         if settings.cem_action not in CEM_ACTIONS:
             raise ValueError(f"cem_action {settings.cem_action!r} is not one of "
                              f"{', '.join(CEM_ACTIONS)}")
-        self.margin: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
-        if settings.margin_weight > 0:
-            self.margin = getattr(reward, "margin", None) if getattr(
-                reward, "has_margin", False) else None
-            if self.margin is None:
-                raise ValueError(f"margin_weight {settings.margin_weight:g} > 0 needs the env's "
-                                 "known reward with a margin (agents.model_based.rewards)")
+        if settings.margin_weight > 0 and margin is None:
+            raise ValueError(f"margin_weight {settings.margin_weight:g} > 0 needs the env's "
+                             "planning margin (agents.model_based.rewards)")
+        self.margin = margin if settings.margin_weight > 0 else None
         self.model, self.reward, self.s = model, reward, settings
         self.act_dim = model.act_dim
 

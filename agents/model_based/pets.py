@@ -183,8 +183,9 @@ class PETS:
         self.model = ProbabilisticEnsemble(
             info.obs_dim, info.act_dim, ensemble_size=cfg.ensemble_size, hidden=cfg.hidden,
             activation=cfg.activation, reward=reward_fn is None).to(device)
+        margin = reward_fn.margin if reward_fn is not None and reward_fn.has_margin else None
         self.controller = MPCController(self.model, None if reward_fn is None
-                                        else reward_fn.to(device), cfg.settings())
+                                        else reward_fn.to(device), cfg.settings(), margin)
         self.opt = dynamics_optimizer(self.model, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.replay = ReplayBuffer(cfg.buffer_size, cfg.num_envs, info.obs_shape,
                                    (info.act_dim,), discrete=False, device=device)
@@ -287,7 +288,8 @@ class PETS:
         """The whole MPC controller (normalizers, ensemble, reward, CEM) for export, on CPU;
         open-loop versions execute each plan for replan_every steps, as `act` does."""
         low, high = torch.tensor(self.info.action_low), torch.tensor(self.info.action_high)
-        controller = MPCController(self.model, self.controller.reward, self.cfg.settings())
+        controller = MPCController(self.model, self.controller.reward, self.cfg.settings(),
+                                   self.controller.margin)
         return ExportedMPC(controller, low, high, self.cfg.replan_every).cpu().eval()
 
 

@@ -20,8 +20,11 @@ from deploy.contract import Contract
 
 pytest.importorskip("rclpy", reason="the ros extra (rclpy) is not installed")
 
-RATE = "100"  # twice cart-pole's 50 Hz, to keep the test short; both ends run at it
-GOOD_RETURN = 450.0  # of 500; the policy is trained to an evaluation mean of 475
+RATE = "50"  # cart-pole's own control rate; both ends run at it
+# The policy in control, of 500: the safe action (push left) drops the pole in about 10 steps
+# and uniform random actions in 22 on average. Not 500: on a loaded 2-core box each missed
+# period is a held command, a delay the policy survives only so often (CI once saw 203).
+GOOD_RETURN = 150.0
 
 
 def test_deploy_ros_two_processes_run_the_policy_then_estop_latches(

@@ -4,10 +4,8 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from agents.runs.evaluation import evaluate
 from kinema.cli import main
 
 
@@ -16,28 +14,16 @@ def kinema(*args):
                           timeout=300)
 
 
-def _random_policy_return(episodes: int) -> float:
-    """Mean return of uniformly random actions on the evaluation seeds a run is scored on."""
-    rng = np.random.default_rng(0)
-    returns = evaluate(lambda o: rng.uniform(-1, 1, (len(o), 1)).astype(np.float32), "pendulum",
-                       episodes)
-    return float(returns.mean())
-
-
-@pytest.mark.slow
 def test_train_sac_on_pendulum_then_export(tmp_path, capsys):
-    """SAC learns to swing the pendulum up within 2,500 env steps (BENCHMARKS.md: -200 at 3k
-    over 3 seeds; seeds 0-2 pass -100 by 2,500 here), where random actions and an untrained
-    policy stay near -900 on the same evaluation seeds; the trained policy then exports."""
-    rc = main(["train", "sac", "--env", "pendulum", "--steps", "2500", "--eval-every", "2500",
+    """`kinema train sac` takes its network and warm-up options, and the run exports with
+    parity. That SAC learns pendulum is tests/agents/model_free/test_off_policy_learning.py
+    (the same `train` that the CLI calls)."""
+    rc = main(["train", "sac", "--env", "pendulum", "--steps", "300", "--eval-every", "300",
                "--eval-episodes", "2", "--runs-dir", str(tmp_path), "--no-progress", "--json",
                "--hidden", "64", "64", "--learning-starts", "100"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["steps"] == 2500 and out["episodes"] == 2 and out["stopped"] == "budget"
-    random_return = _random_policy_return(2)
-    assert random_return < -700  # the bar below means something on these seeds
-    assert out["return_mean"] > -400 and out["return_mean"] > random_return + 400
+    assert out["steps"] == 300 and out["episodes"] == 2 and out["stopped"] == "budget"
     (run,) = tmp_path.iterdir()
     config = json.loads((run / "config.json").read_text())["config"]["algo_config"]
     assert config["hidden"] == [64, 64] and config["learning_starts"] == 100

@@ -16,7 +16,7 @@ from torch import nn
 
 import sim
 from agents.latent.losses import termination_loss
-from agents.latent.tdmpc import TDMPC, can_terminate, preset
+from agents.latent.tdmpc import TDMPC, preset
 from agents.runs.train import TrainConfig, load_agent, train
 from deploy.contract import Contract
 from deploy.export import export_bundle
@@ -112,10 +112,10 @@ def test_plans_returns_are_cut_after_the_first_predicted_termination() -> None:
 def test_the_preset_is_episodic_exactly_where_episodes_can_terminate() -> None:
     for env in ("hopper", "walker2d", "inverted-pendulum", "hopper-bullet", "bullet-cartpole",
                 "mountaincar-continuous"):
-        assert can_terminate(env) and preset(env).episodic, env
+        assert sim.spec(env).terminates and preset(env).episodic, env
     for env in ("cartpole-swingup", "cheetah-run", "walker-walk-pixels", "pendulum",
                 "halfcheetah", "reacher", "panda-reach"):
-        assert not can_terminate(env) and not preset(env).episodic, env
+        assert not sim.spec(env).terminates and not preset(env).episodic, env
 
 
 def test_the_exported_planner_predicts_terminations_as_the_agent(tmp_path: Path) -> None:

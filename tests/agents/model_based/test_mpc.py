@@ -94,6 +94,7 @@ def test_termination_stops_the_reward_of_a_particle():
 
 @pytest.mark.parametrize("propagation", ["ts-inf", "ts-1"])
 def test_particles_spread_with_the_model_noise(propagation):
+    torch.manual_seed(0)  # the noise's draw (unseeded, the test failed on some draws)
     mpc = MPCController(ExactModel(ensemble_size=2), Regulate(),
                         settings(horizon=4, particles=4, propagation=propagation))
     noise = mpc.draw_noise(1)
@@ -103,14 +104,14 @@ def test_particles_spread_with_the_model_noise(propagation):
     noisy = mpc.returns(torch.ones(1, 2), seqs, noise["particle_noise"], noise.get("perm_noise"))
     calm = mpc.returns(torch.ones(1, 2), seqs, torch.zeros_like(noise["particle_noise"]),
                        noise.get("perm_noise"))
-    assert not torch.equal(noisy, calm) and torch.allclose(noisy, calm, atol=0.05)
+    # 0.01 of noise per step moves the return of -6.7 by 0.05 (median over 200 draws; at
+    # most 0.2): 0.05 was the median, not a bound
+    assert not torch.equal(noisy, calm) and torch.allclose(noisy, calm, atol=0.3)
     assert torch.equal(noisy[0], noisy[1])  # common random numbers: same draws per candidate
 
 
 class AliveWithMargin(nn.Module):
     """1 per step while |x'| <= 1 (an 'alive' reward: ties), and a margin 1 - |x'|."""
-
-    has_margin = True
 
     def forward(self, obs, act, next_obs):
         done = next_obs[..., 0].abs() > 1.0
@@ -125,8 +126,9 @@ def test_the_margin_ranks_candidates_that_an_alive_reward_ties():
     obs, calm = torch.tensor([[0.5, 0.0]]), torch.zeros(2, 1, 2)
     plain = MPCController(ExactModel(dt=1.0), AliveWithMargin(), settings(horizon=2))
     assert torch.equal(plain.returns(obs, seqs, calm), torch.full((3, 1), 2.0))  # all tied
-    mpc = MPCController(ExactModel(dt=1.0), AliveWithMargin(),
-                        settings(horizon=2, margin_weight=0.1))
+    reward = AliveWithMargin()
+    mpc = MPCController(ExactModel(dt=1.0), reward, settings(horizon=2, margin_weight=0.1),
+                        reward.margin)
     # x: 0.5 -> 0.5 + v, v += u: u = 0 keeps x = 0.5 (margins 0.5, 0.5); u = 0.5 drifts to
     # x = 1.0 (0.5, 0.0); u = -1 swings to x = 0.5, -0.5 (0.5, 0.5), then falls one step later
     want = torch.tensor([[2 + 0.1 * 1.0], [2 + 0.1 * 0.5], [2 + 0.1 * 1.0]])
@@ -150,8 +152,8 @@ def test_cem_executes_its_final_mean_or_its_best_sample():
 
 @pytest.mark.bad_input
 def test_a_margin_needs_a_reward_that_states_one():
-    with pytest.raises(ValueError, match=r"margin_weight 0.1 > 0 needs the env's known reward "
-                       r"with a margin"):
+    with pytest.raises(ValueError, match=r"margin_weight 0.1 > 0 needs the env's planning "
+                       r"margin"):
         MPCController(ExactModel(), Regulate(), settings(margin_weight=0.1))
     with pytest.raises(ValueError, match=r"cem_action 'median' is not one of mean, best"):
         MPCController(ExactModel(), Regulate(), settings(cem_action="median"))

@@ -122,6 +122,15 @@ def test_a_known_reward_on_an_env_without_one_names_those_with_one():
 
 
 @pytest.mark.bad_input
+@pytest.mark.parametrize("env,reward", [("pendulum", "known"), ("inverted-pendulum", "learned")])
+def test_a_margin_where_the_reward_states_none_names_the_envs_that_do(env, reward):
+    with pytest.raises(ValueError, match=rf"--margin-weight 1.5: '{env}' with the {reward} "
+                       r"reward has no planning margin; envs with one \(known reward\): "
+                       r"inverted-pendulum \(or --margin-weight 0\)"):
+        pets_module.check(PETSConfig(reward=reward, margin_weight=1.5), env)
+
+
+@pytest.mark.bad_input
 @pytest.mark.parametrize("fields,match", [
     ({"elites": 600}, r"elites must be <= samples \(500\), got 600"),
     ({"horizon": 0}, r"horizon must be an integer >= 1, got 0"),

@@ -160,7 +160,7 @@ def test_sigint_mid_sweep_then_resume(head, tmp_path, capsys):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kinema", "sweep", "ppo", "--env", "cartpole", "--seeds", "0-1",
-         "--steps", "4096", "--eval-every", "512", "--device", "cpu", "--max-concurrent", "1",
+         "--steps", "2048", "--eval-every", "512", "--device", "cpu", "--max-concurrent", "1",
          "--out", str(sweep), "--no-progress"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -182,7 +182,7 @@ def test_sigint_mid_sweep_then_resume(head, tmp_path, capsys):
     assert rc == 0 and [r["status"] for r in out["trials"]] == ["done", "done"]
     assert files(store.trial_dir(sweep, "000")) == kept
     assert all(len(store.trial_runs(store.trial_dir(sweep, i))) == 1 for i in ("000", "001"))
-    assert out["trials"][1]["step"] == 4096
+    assert out["trials"][1]["step"] == 2048
 
 
 def test_address_joins_a_running_cluster_and_leaves_it_running(head, tmp_path):
