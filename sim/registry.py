@@ -54,8 +54,8 @@ class EnvSpec:
     """Default `make` options of this entry (e.g. frame_stack=3 for pixel entries)."""
     terminates: bool = True
     """Whether an episode can end by termination (falling over, reaching the goal), not only
-    at the time limit; learners that model termination (TD-MPC2's `episodic`, planners'
-    termination functions) read it."""
+    at the time limit. TD-MPC2's preset reads it (`episodic`); the known termination functions
+    of agents.model_based.rewards agree with it (tests/agents/model_based/test_rewards.py)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
