@@ -16,6 +16,7 @@ its FLOP count and the fraction of this CPU's measured one-thread matmul rate it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -33,7 +34,15 @@ from benchmarks import rl
 from benchmarks.markdown import machine
 from benchmarks.markdown import write_section as write_markdown_section
 from benchmarks.mbrl_report import report
-from benchmarks.mbrl_tasks import LEARNING, MBPO_TASKS, SVG_STEPS, Learning
+from benchmarks.mbrl_tasks import (
+    LEARNING,
+    MBPO_FINAL,
+    MBPO_TASKS,
+    MVE,
+    MVE_TASKS,
+    SVG_STEPS,
+    Learning,
+)
 
 RESULTS = Path("benchmarks/results/mbrl.json")
 BEGIN, END = "<!-- kinema bench mbrl: begin -->", "<!-- kinema bench mbrl: end -->"
@@ -87,17 +96,29 @@ def run_learning(name: str, seeds: list[int], libs: list[str], store: dict[str, 
                             **{k: v for k, v in out.items() if k != "evals"}}))
 
 
+def beside_sac(name: str) -> tuple[str, rl.Task, rl.Task]:
+    """Issue 11's task `name`: (its job's name, its Kinema task, the SAC task it runs beside)."""
+    if name in MBPO_TASKS:
+        env, budget = MBPO_TASKS[name]
+        spec = LEARNING[env]
+        return ("kinema-mbpo", rl.Task("mbpo", env, spec.target, budget, spec.eval_every, "SAC"),
+                _tasks(spec)["sac"])
+    if name in MBPO_FINAL:
+        sac = rl.TASKS[f"sac-{MBPO_FINAL[name]}-30k"]
+        return "kinema-mbpo", dataclasses.replace(sac, algo="mbpo", sb3_kwargs={}), sac
+    sac = _tasks(LEARNING[MVE_TASKS[name]])["sac"]
+    return "kinema-mve", dataclasses.replace(sac, overrides=MVE), sac
+
+
 def run_mbpo(name: str, seeds: list[int], libs: list[str], store: dict[str, Any],
              log: Any) -> None:
-    """MBPO, Kinema SAC and SB3 SAC on one env, each seed in turn, in one run."""
-    env, budget = MBPO_TASKS[name]
-    spec = LEARNING[env]
-    sac = _tasks(spec)["sac"]
-    mbpo = rl.Task("mbpo", env, spec.target, budget, spec.eval_every, "SAC")
+    """MBPO (or SAC with MVE), Kinema SAC and SB3 SAC on one env, each seed in turn, in one
+    run."""
+    job_name, ours, sac = beside_sac(name)
     for seed in seeds:
         jobs: list[tuple[str, Any]] = []
         if "kinema" in libs:
-            jobs += [("kinema-mbpo", lambda s=seed: _kinema(mbpo, s)),
+            jobs += [(job_name, lambda s=seed: _kinema(ours, s)),
                      ("kinema-sac", lambda s=seed: _kinema(sac, s))]
         if "sb3" in libs:
             jobs.append(("sb3-sac", lambda s=seed: rl.run_sb3(sac, s)))
@@ -230,7 +251,7 @@ def run_planning(store: dict[str, Any], log: Any) -> None:
 
 def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RESULTS,
         markdown: Path | None = None, log: Any = print) -> dict[str, Any]:
-    known = [*LEARNING, *MBPO_TASKS, "planning"]
+    known = [*LEARNING, *MBPO_TASKS, *MBPO_FINAL, *MVE_TASKS, "planning"]
     unknown = [t for t in tasks if t not in known] + [x for x in libs if x not in LIBS]
     if unknown:
         raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(known)}; "
@@ -240,7 +261,7 @@ def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RES
     for name in tasks:
         if name == "planning":
             run_planning(store, log)
-        elif name in MBPO_TASKS:
+        elif name in {**MBPO_TASKS, **MBPO_FINAL, **MVE_TASKS}:
             run_mbpo(name, seeds, libs, store, log)
         else:
             run_learning(name, seeds, libs, store, log)

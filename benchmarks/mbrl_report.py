@@ -6,14 +6,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from benchmarks.mbrl_tasks import LEARNING, MBPO_TASKS
+from benchmarks.mbrl_tasks import LEARNING, MBPO_FINAL, MBPO_TASKS, MVE_TASKS
 
 
 def _median_of(runs: dict[str, Any], key: str) -> tuple[float, str, int] | None:
     ok = [r for r in runs.values() if "error" not in r]
     if not ok:
         return None
-    mark = "" if all(r["solved"] for r in ok) else " (unsolved seeds)"
+    mark = "" if all(r.get("solved", True) for r in ok) else " (unsolved seeds)"
     return float(statistics.median(r[key] for r in ok)), mark, len(ok)
 
 
@@ -91,31 +91,85 @@ def svg_table(store: dict[str, Any]) -> str:
 
 
 def mbpo_table(store: dict[str, Any]) -> str:
-    """MBPO beside Kinema SAC and SB3 SAC (one run): env steps and train seconds to the target,
-    and MBPO's wall and CPU milliseconds per env step (medians over seeds)."""
-    lines = ["| env | target | MBPO steps | Kinema SAC steps | SB3 SAC steps | MBPO / SAC steps "
-             "| MBPO train s | Kinema SAC train s | SB3 SAC train s | MBPO ms per env step "
-             "(wall / CPU) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, (env, _) in MBPO_TASKS.items():
+    """MBPO, and SAC with MVE, beside Kinema SAC and SB3 SAC (one run each): env steps and
+    train seconds to the target, the returns of the fixed-budget rows, and the model-based
+    agent's wall and CPU milliseconds per env step (medians over seeds)."""
+    mbpo = _to_target_table(store, {n: env for n, (env, _) in MBPO_TASKS.items()},
+                            "kinema-mbpo", "MBPO")
+    mve = _to_target_table(store, MVE_TASKS, "kinema-mve", "MVE")
+    final = _final_table(store)
+    text = ""
+    if mbpo:
+        text += ("\n\n" + mbpo + "\n\nMBPO (Janner et al. 2019; mbpo's preset, "
+                 "agents/model_based/mbpo.py) in the same run as Kinema SAC and SB3 SAC, same "
+                 "protocol as above (`kinema bench mbrl --tasks mbpo-pendulum`). MBPO's ms per "
+                 "env step include its G SAC updates per step, the model refits and the "
+                 "rollouts.")
+    if final:
+        text += ("\n\n" + final + "\n\nReturns (10 deterministic episodes) after the env "
+                 "steps shown, in one run: MBPO from its preset (the paper's config for the "
+                 "robot, sized for CPU), Kinema SAC from its preset and SB3 SAC with RL-Zoo's "
+                 "MuJoCo defaults on benchmarks.rl's sac-ENV-30k task (`kinema bench mbrl "
+                 "--tasks mbpo-hopper-30k`).")
+    if mve:
+        text += ("\n\n" + mve + "\n\nMVE: Kinema SAC's preset with model-based value "
+                 "expansion (Feinberg et al. 2018; `kinema train sac --mve-horizon 3 "
+                 "--model-hidden 200 200`) beside the same preset without it and SB3 SAC, in "
+                 "one run, same protocol as above (`kinema bench mbrl --tasks mve-pendulum`).")
+    return text
+
+
+def _to_target_table(store: dict[str, Any], tasks: dict[str, str], job: str,
+                     label: str) -> str:
+    lines = [f"| env | target | {label} steps | Kinema SAC steps | SB3 SAC steps | {label} / "
+             f"SAC steps | {label} train s | Kinema SAC train s | SB3 SAC train s | {label} ms "
+             "per env step (wall / CPU) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, env in tasks.items():
+        runs = store.get(name, {})
+        if not runs.get(job):
+            continue
+        libs = (job, "kinema-sac", "sb3-sac")
+        steps = [_median_of(runs.get(lib, {}), "steps") for lib in libs]
+        ours, sac = steps[0], steps[1]
+        ratio = "—" if ours is None or sac is None else f"**{ours[0] / sac[0]:.2f}x**"
+        secs = [_secs_cell(_median_of(runs.get(lib, {}), "train_s")) for lib in libs]
+        lines.append(f"| {env} | {LEARNING[env].target:g} | "
+                     f"{' | '.join(_steps_cell(s) for s in steps)} | {ratio} | "
+                     f"{' | '.join(secs)} | {_ms_per_step(runs[job])} |")
+    return "" if len(lines) == 2 else "\n".join(lines)
+
+
+def _final_table(store: dict[str, Any]) -> str:
+    libs = ("kinema-mbpo", "kinema-sac", "sb3-sac")
+    lines = ["| env | env steps | MBPO return | Kinema SAC return | SB3 SAC return | MBPO returns "
+             "per evaluation (seed: steps return) | MBPO train CPU s | Kinema SAC train CPU s | "
+             "SB3 SAC train CPU s | MBPO ms per env step (wall / CPU) |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for name, env in MBPO_FINAL.items():
         runs = store.get(name, {})
         if not runs.get("kinema-mbpo"):
             continue
-        libs = ("kinema-mbpo", "kinema-sac", "sb3-sac")
-        steps = [_median_of(runs.get(lib, {}), "steps") for lib in libs]
-        mbpo, sac = steps[0], steps[1]
-        ratio = "—" if mbpo is None or sac is None else f"**{mbpo[0] / sac[0]:.2f}x**"
-        secs = [_secs_cell(_median_of(runs.get(lib, {}), "train_s")) for lib in libs]
-        per = [statistics.median(1e3 * r[k] / r["steps"] for r in runs["kinema-mbpo"].values())
-               for k in ("train_s", "train_cpu_s")]
-        lines.append(f"| {env} | {LEARNING[env].target:g} | "
-                     f"{' | '.join(_steps_cell(s) for s in steps)} | {ratio} | "
-                     f"{' | '.join(secs)} | {per[0]:.0f} / {per[1]:.0f} |")
-    if len(lines) == 2:
-        return ""
-    return ("\n\n" + "\n".join(lines) + "\n\nMBPO (Janner et al. 2019; mbpo's preset, "
-            "agents/model_based/mbpo.py) in the same run as Kinema SAC and SB3 SAC, same protocol "
-            "as above (`kinema bench mbrl --tasks mbpo-pendulum`). MBPO's ms per env step "
-            "include its G SAC updates per step, the model refits and the rollouts.")
+        cells = [_final_cell(runs.get(lib, {})) for lib in libs]
+        curve = "; ".join(f"{seed}: " + ", ".join(f"{e[0] // 1000}k {e[1]:.0f}" for e in r["evals"])
+                          for seed, r in runs["kinema-mbpo"].items())
+        cpu = [_secs_cell(_median_of(runs.get(lib, {}), "train_cpu_s")) for lib in libs]
+        steps = next(iter(runs["kinema-mbpo"].values()))["steps"]
+        lines.append(f"| {env} | {steps:,} | {' | '.join(cells)} | {curve} | {' | '.join(cpu)} | "
+                     f"{_ms_per_step(runs['kinema-mbpo'])} |")
+    return "" if len(lines) == 2 else "\n".join(lines)
+
+
+def _final_cell(runs: dict[str, Any]) -> str:
+    returns = [r["return"] for r in runs.values() if "error" not in r]
+    if not returns:
+        return "—"
+    return f"{statistics.median(returns):,.0f} ({len(returns)} seeds)"
+
+
+def _ms_per_step(runs: dict[str, Any]) -> str:
+    wall, cpu = (statistics.median(1e3 * r[k] / r["steps"] for r in runs.values())
+                 for k in ("train_s", "train_cpu_s"))
+    return f"{wall:.0f} / {cpu:.0f}"
 
 
 def _steps_cell(s: tuple[float, str, int] | None) -> str:

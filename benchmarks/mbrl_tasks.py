@@ -31,3 +31,16 @@ MBPO_TASKS = {"mbpo-pendulum": ("pendulum", 3_000),
               "mbpo-inverted-pendulum": ("inverted-pendulum", 10_000)}
 """MBPO rows (agents/model_based/mbpo.py): task -> (env, MBPO's budget). Each runs MBPO, Kinema
 SAC and SB3 SAC side by side in one run, evaluated at the env's points (LEARNING)."""
+
+
+MBPO_FINAL = {"mbpo-hopper-30k": "hopper", "mbpo-halfcheetah-30k": "halfcheetah"}
+"""MBPO's fixed-budget rows (issue 11): task -> env. MBPO runs benchmarks.rl's sac-ENV-30k task
+(30k env steps, evaluated every 10k) from its own preset, beside Kinema SAC and SB3 SAC on that
+same task, in one run."""
+
+
+MVE_TASKS = {"mve-pendulum": "pendulum"}
+"""Model-based value expansion rows (issue 11): task -> env. Kinema SAC with MVE (the overrides
+below) beside SAC's preset without it and SB3 SAC, on the env's LEARNING task."""
+MVE = {"mve_horizon": 3, "model_hidden": (200, 200)}
+"""The MVE rows' settings over SAC's preset: H = 3 model steps, a 2 x 200 ensemble."""

@@ -39,7 +39,8 @@ def test_the_command_runs_every_task_and_library_by_default(monkeypatch):
 def test_an_unknown_task_names_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match=r"unknown tasks or libraries \['walker'\]; tasks: "
                        r"pendulum, inverted-pendulum, cartpole-swingup, mbpo-pendulum, "
-                       r"mbpo-inverted-pendulum, planning"):
+                       r"mbpo-inverted-pendulum, mbpo-hopper-30k, mbpo-halfcheetah-30k, "
+                       r"mve-pendulum, planning"):
         mbrl.run(["walker"], [0], ["kinema"], results=tmp_path / "r.json")
     assert not (tmp_path / "r.json").exists()
 
@@ -79,3 +80,36 @@ def test_the_mbpo_table_gives_step_ratios_and_ms_per_env_step():
                if line.startswith("| pendulum"))
     assert "600 (3 seeds)" in row and "2,400 (3 seeds)" in row and "2,900 (3 seeds)" in row
     assert "**0.25x**" in row and row.endswith("| 100 / 10 |")  # 600 / 2400; 1e3 s / step
+
+
+def test_issue_11s_tasks_run_beside_the_sac_task_of_their_env():
+    job, mbpo, sac = mbrl.beside_sac("mbpo-hopper-30k")
+    assert job == "kinema-mbpo" and (mbpo.algo, sac.algo) == ("mbpo", "sac")
+    assert mbpo.final and sac.final and (mbpo.env, mbpo.steps, mbpo.eval_every) == (
+        sac.env, sac.steps, sac.eval_every) == ("hopper", 30_000, 10_000)
+    job, mve, sac = mbrl.beside_sac("mve-pendulum")
+    assert job == "kinema-mve" and mve.algo == sac.algo == "sac" and not sac.overrides
+    assert mve.overrides == {"mve_horizon": 3, "model_hidden": (200, 200)}
+    assert (mve.target, mve.eval_every) == (sac.target, sac.eval_every) == (-200, 100)
+
+
+def test_the_fixed_budget_and_mve_tables_give_returns_curves_and_ratios():
+    def final(*returns):
+        return {str(i): {"steps": 30_000, "return": r, "train_s": 300.0, "train_cpu_s": 150.0,
+                         "evals": [[10_000, r / 2, 1, 1], [30_000, r, 2, 2]], "machine": "m"}
+                for i, r in enumerate(returns)}
+
+    def to_target(*steps):
+        return {str(i): {"steps": s, "train_s": s / 10, "train_cpu_s": s / 100, "solved": True,
+                         "machine": "m"} for i, s in enumerate(steps)}
+
+    store = {"mbpo-hopper-30k": {"kinema-mbpo": final(1000.0, 3000.0),
+                                 "kinema-sac": final(300.0, 330.0, 360.0)},
+             "mve-pendulum": {"kinema-mve": to_target(1200, 1600, 1700),
+                              "kinema-sac": to_target(2000, 2400, 3000)}}
+    lines = mbrl_report.report(store).splitlines()
+    row = next(line for line in lines if line.startswith("| hopper"))
+    assert "| 30,000 | 2,000 (2 seeds) | 330 (3 seeds) | — |" in row
+    assert "0: 10k 500, 30k 1000; 1: 10k 1500, 30k 3000" in row and row.endswith("| 10 / 5 |")
+    row = next(line for line in lines if line.startswith("| pendulum"))
+    assert "1,600 (3 seeds)" in row and "**0.67x**" in row  # 1600 / 2400

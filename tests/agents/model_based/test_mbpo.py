@@ -49,6 +49,20 @@ def test_rollout_length_follows_the_papers_linear_schedule():
     assert [rollout_length((0, 4, 5, 1), e) for e in (0, 1, 2, 4, 9)] == [5, 4, 3, 1, 1]
 
 
+def test_the_robot_presets_keep_the_papers_configs_and_sac_s_networks():
+    # the paper's released examples/config/<env>/0.py: target entropy and k schedule; 5,000
+    # random steps, epochs of 1,000, real_ratio 0.05, 7 members (5 elites) of 4 x 200
+    for env, entropy, schedule in (("hopper", -1.0, (20, 150, 1, 15)),
+                                   ("halfcheetah", -3.0, (20, 150, 1, 1)),
+                                   ("walker2d", -3.0, (20, 150, 1, 1)),
+                                   ("ant", -4.0, (20, 100, 1, 25))):
+        cfg = preset(env)
+        assert (cfg.target_entropy, cfg.rollout_schedule) == (entropy, schedule), env
+        assert (cfg.learning_starts, cfg.epoch_length, cfg.real_ratio, cfg.ensemble_size,
+                cfg.num_elites, cfg.model_hidden) == (5_000, 1_000, 0.05, 7, 5, (200,) * 4)
+        assert cfg.hidden == (128, 128)  # SAC's robot preset (agents/model_free/robot_presets)
+
+
 def test_branched_rollouts_step_the_policy_through_the_model_and_drop_terminated_rows():
     # s' = s + a with a = 1, r = 10 s, terminated once s' > 2.5: rows from 0, 1, 2 last 3, 2, 1
     stored: list[tuple[torch.Tensor, ...]] = []
