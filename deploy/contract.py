@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -125,6 +126,12 @@ class Contract:
     """Standard normal graph inputs the runtime draws before every call, in this order."""
     noise_seed: int = 0
     """Seed of the runtime's noise generator, np.random.PCG64(noise_seed)."""
+    obs_shape: tuple[int, ...] | None = None
+    """The observation's own shape when it is not flat: camera frames (a `-pixels` env's
+    stacked uint8 RGB frames [H, W, 3k], values 0..255). The graph, the safety layer and the
+    runtime still take it flattened in C order, [obs_dim] with obs_dim = prod(obs_shape), and
+    `obs_names` may then be empty. None: a flat observation [obs_dim]. Optional in
+    contract.json."""
     created: str = dataclasses.field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -150,6 +157,8 @@ class Contract:
             d["noise"] = [{**n, "shape": list(n["shape"])} for n in d["noise"]]
         else:  # a feed-forward contract.json is exactly what it was before stateful bundles
             del d["state"], d["noise"], d["noise_seed"]
+        if self.obs_shape is None:  # and a flat one before image observations
+            del d["obs_shape"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -179,6 +188,9 @@ class Contract:
         if data.get("quantization") is not None:
             kwargs["quantization"] = _quantization(data["quantization"],
                                                    f"{where} field 'quantization'")
+        if data.get("obs_shape") is not None:
+            kwargs["obs_shape"] = coerce(data["obs_shape"], (int,), False,
+                                         f"{where} field 'obs_shape'")
         kwargs.update(parse_graph_io(data, where=where))
         try:
             return cls(**kwargs)
@@ -308,8 +320,13 @@ def _check_graph_io(c: Contract) -> None:
 
 
 def _check_shapes(c: Contract) -> None:
-    """Names and per-dimension lists agree with obs_dim and act_dim."""
-    if c.obs_dim < 1 or len(c.obs_names) != c.obs_dim:
+    """Names and per-dimension lists agree with obs_dim (and obs_shape) and act_dim."""
+    if c.obs_shape is not None and (len(c.obs_shape) < 2 or min(c.obs_shape) < 1
+                                    or math.prod(c.obs_shape) != c.obs_dim):
+        raise BundleError(f"obs_shape {list(c.obs_shape)} must be at least 2 positive sizes "
+                          f"whose product is obs_dim {c.obs_dim}")
+    unnamed = c.obs_shape is not None and not c.obs_names  # frames: no per-pixel names
+    if c.obs_dim < 1 or (len(c.obs_names) != c.obs_dim and not unnamed):
         raise BundleError(f"obs_names has {len(c.obs_names)} names but obs_dim is {c.obs_dim}")
     if c.act_dim < 1 or len(c.action_names) != c.act_dim:
         raise BundleError(

@@ -3,7 +3,10 @@
 The policy is an `nn.Module` from float32 obs [batch, obs_dim] to float32 action
 [batch, act_dim] in the robot's units, with normalizer, squashing, scaling and clipping inside
 (an agent's `inference_module()`); for a discrete env act_dim is 1 and the value is the action
-index. Export refuses, writing nothing, when the module's outputs have the wrong shape, are not
+index. An env that observes camera frames (the `-pixels` envs, [H, W, 3k] uint8) exports the
+same way: the graph takes the frames flattened in C order as float32, obs_dim = H W 3k (the
+module reshapes them), and the contract records their `obs_shape`.
+Export refuses, writing nothing, when the module's outputs have the wrong shape, are not
 finite, leave the action bounds (a sign that scaling or clipping is missing), or when
 onnxruntime disagrees with torch by more than `max_error` on 1000 observations. The bundle is
 built in a temporary sibling folder and renamed into place, so a crash never leaves a
@@ -106,13 +109,14 @@ def export_bundle(
     _check_options(quantize, quantize_bound, source_run)
     io = graph_io_of(policy, noise_seed, quantize)
     info = sim.spec(env).info
-    if len(info.obs_shape) != 1:
-        raise ExportError(f"env {env!r} has observations of shape {info.obs_shape}; export "
-                          "supports flat observations [obs_dim] only")
     out = Path(out_dir)
     check_out_dir(out)
-    obs_dim = info.obs_shape[0]
+    obs_dim = math.prod(info.obs_shape)
+    obs_shape = tuple(info.obs_shape) if len(info.obs_shape) > 1 else None
     joint_map = None
+    if joint_state_map is not None and obs_shape is not None:
+        raise ExportError(f"env {env!r} observes camera frames {list(obs_shape)}; a "
+                          "joint_state_map fills flat joint observations only: drop it")
     if joint_state_map is not None:
         try:
             joint_map = parse_joint_state_map(joint_state_map, obs_dim)
@@ -141,10 +145,12 @@ def export_bundle(
         blob, error, samples = export_stateful(policy, io, env, rollout_obs, shape, seed=seed,
                                                 max_error=max_error)
 
+    default_names = () if obs_shape else tuple(f"obs_{i}" for i in range(obs_dim))  # frames
     contract = Contract(
         env=env,
-        obs_names=tuple(obs_names or (f"obs_{i}" for i in range(obs_dim))),
+        obs_names=tuple(obs_names or default_names),
         obs_dim=obs_dim,
+        obs_shape=obs_shape,
         action_names=tuple(action_names or (f"act_{i}" for i in range(act_dim))),
         act_dim=act_dim,
         discrete=info.discrete,

@@ -68,8 +68,8 @@ def parity_observations(
     e = sim.make(env)
     try:
         space = cast(gym.spaces.Box, e.observation_space)  # sim.make's observations are a Box
-        lo = np.asarray(space.low, np.float64)
-        hi = np.asarray(space.high, np.float64)
+        lo = np.asarray(space.low, np.float64).reshape(-1)  # frames: flattened, as exported
+        hi = np.asarray(space.high, np.float64).reshape(-1)
     finally:
         e.close()
     obs_dim = lo.shape[0]
@@ -78,6 +78,9 @@ def parity_observations(
     bounded = np.isfinite(lo) & np.isfinite(hi) & (hi - lo < 1e6)
     unit = rng.uniform(0.0, 1.0, (n, obs_dim))
     obs = np.where(bounded, lo + unit * np.where(bounded, hi - lo, 0.0), 0.0)
+    if bounded.all():  # camera frames: nothing to widen (and no more copies of n frames)
+        obs = obs.astype(np.float32)
+        return obs if rollout is None else np.concatenate([obs, rollout])
     if rollout is not None and len(rollout):
         mean, std = rollout.mean(0), rollout.std(0) + 1e-3
         wide = mean + 3.0 * std * rng.uniform(-1.0, 1.0, (n, obs_dim))

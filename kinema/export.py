@@ -56,7 +56,8 @@ def main(a: argparse.Namespace) -> None:
         import sim
         from kinema.ros import load_joint_state_map
 
-        joint_map = load_joint_state_map(a.joint_state_map, sim.spec(run.env).info.obs_shape[0])
+        joint_map = load_joint_state_map(
+            a.joint_state_map, math.prod(sim.spec(run.env).info.obs_shape))
     check_out_dir(out)  # before the rollouts: a refused folder costs nothing
     if a.prior:  # likewise a run that has no prior
         prior = getattr(agent, "prior_module", None)

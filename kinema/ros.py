@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ def cmd_ros_sim(a: argparse.Namespace) -> None:
 
     sim.spec(a.env)  # an unknown name fails here, with suggestions
     joint_map = None if a.joint_state_map is None else load_joint_state_map(
-        a.joint_state_map, sim.spec(a.env).info.obs_shape[0])
+        a.joint_state_map, math.prod(sim.spec(a.env).info.obs_shape))
     report = run_sim_bridge(a.env, topics=_topics(a), seed=a.seed, rate_hz=a.rate,
                             joint_state_map=joint_map, episodes=a.episodes,
                             duration_s=a.duration, lockstep=a.lockstep)

@@ -61,8 +61,15 @@ def with_exp_mish(module: M) -> M:
     return module
 
 
+def unflatten(obs: Tensor, model: WorldModel) -> Tensor:
+    """obs as exported, [batch, obs_dim] (camera frames flattened in C order: deploy.export),
+    -> [batch, *obs_shape], what the encoder takes."""
+    return obs.reshape(obs.shape[0], *model.obs_shape)
+
+
 class ExportedLatentMPPI(nn.Module):
-    """obs [1, obs_dim] (robot units), the warm start and the planner's noise in; the first
+    """obs [1, obs_dim] (robot units; frames flattened), the warm start and the planner's
+    noise in; the first
     planned action [1, A] in the robot's units and the next warm start [1, H, A] out."""
 
     act_mid: Tensor
@@ -89,7 +96,7 @@ class ExportedLatentMPPI(nn.Module):
 
     def forward(self, obs: Tensor, plan: Tensor, sample_noise: Tensor, pi_noise: Tensor,
                 value_noise: Tensor, member_noise: Tensor) -> tuple[Tensor, Tensor]:
-        z = self.planner.model.encode(obs)  # [1, latent]
+        z = self.planner.model.encode(unflatten(obs, self.planner.model))  # [1, latent]
         out = self.planner(z, plan, sample_noise, pi_noise, value_noise, member_noise)
         action = out.mean[:, 0].clamp(-1.0, 1.0)  # the mean plan's first action, [1, A]
         return self.act_mid + self.act_half * action, shift_plan(out.mean)
@@ -108,6 +115,6 @@ class PriorPolicy(nn.Module):
         self.register_buffer("high", high.float())
 
     def forward(self, obs: Tensor) -> Tensor:
-        mean, _ = self.model.pi_mean_log_std(self.model.encode(obs))
+        mean, _ = self.model.pi_mean_log_std(self.model.encode(unflatten(obs, self.model)))
         a = torch.tanh(mean).clamp(-1.0, 1.0)
         return self.low + (a + 1.0) * 0.5 * (self.high - self.low)

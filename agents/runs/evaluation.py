@@ -46,7 +46,8 @@ def evaluate(
 def rollout_observations(
     act: Callable[[np.ndarray], np.ndarray], env: str, steps: int = 1000, *, seed: int = EVAL_SEED
 ) -> np.ndarray:
-    """Observations [steps, obs_dim] visited by `act` (for export parity on real inputs)."""
+    """Observations [steps, obs_dim] visited by `act` (for export parity on real inputs);
+    camera frames [C, H, W] come flattened, as an export's graph takes them."""
     e = sim.make(env, seed=seed)
     try:
         obs, _ = e.reset(seed=seed)
@@ -56,6 +57,6 @@ def rollout_observations(
             obs, _, terminated, truncated, _ = e.step(np.asarray(act(obs[None]))[0])
             if terminated or truncated:
                 obs, _ = e.reset()
-        return np.stack(out).astype(np.float32)
+        return np.stack(out).astype(np.float32).reshape(len(out), -1)
     finally:
         e.close()

@@ -69,7 +69,7 @@ class SimBridge(Node):
         if not (math.isfinite(rate) and rate > 0):
             self.robot.close()
             raise ValueError(f"rate {rate} Hz; expected a positive rate")
-        obs_dim = self.robot.info.obs_shape[0]
+        obs_dim = math.prod(self.robot.info.obs_shape)
         if joint_state_map is not None and len(joint_state_map) != obs_dim:
             self.robot.close()
             raise ValueError(f"joint_state_map has {len(joint_state_map)} entries; {env!r} "

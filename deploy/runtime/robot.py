@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 import time
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class SimRobot:
         self.info = info
         self._env = sim.make(env_name)
         obs, _ = self._env.reset(seed=seed)
-        self._obs = np.asarray(obs, np.float32)
+        self._obs = _flat(obs)
         if not info.discrete:
             assert info.action_low is not None and info.action_high is not None
             self._low = np.asarray(info.action_low, np.float64)
@@ -103,7 +103,7 @@ class SimRobot:
             self.returns.append(self.episode_return)
             self.episode_return = 0.0
             obs, _ = self._env.reset()
-        self._obs = np.asarray(obs, np.float32)
+        self._obs = _flat(obs)
 
     def safe_stop(self) -> None:
         self.stopped = True
@@ -118,6 +118,12 @@ class SimRobot:
             return int(np.clip(np.rint(a[0]), 0, self.info.n_actions - 1))
         scaled = 2.0 * (a - self._low) / self._span - 1.0
         return scaled.reshape(self.info.action_shape).astype(np.float32)
+
+
+def _flat(obs: Any) -> np.ndarray:
+    """The env's observation as a robot reads it: float32 [obs_dim], camera frames [H, W, 3k]
+    flattened in C order (what an exported graph takes; deploy.contract's obs_shape)."""
+    return np.asarray(obs, np.float32).reshape(-1)
 
 
 def check_seed(seed: object) -> int:

@@ -256,13 +256,14 @@ def _check_robot_fits(c: Contract, robot: SimRobot) -> None:
     """The env takes what the contract promises: its sizes, its kind, and bounds that contain
     the contract's (narrower contract bounds are fine: those commands are the robot's too)."""
     info, env = robot.info, robot.env_name
-    if info.obs_shape != (c.obs_dim,) or robot.act_dim != c.act_dim or (
+    wanted = c.obs_shape or (c.obs_dim,)  # frames: the robot reads them flattened
+    if tuple(info.obs_shape) != tuple(wanted) or robot.act_dim != c.act_dim or (
         info.discrete != c.discrete
     ):
         kind = "discrete" if c.discrete else "continuous"
         raise ValueError(f"env {env!r} has observations {info.obs_shape} and "
                          f"{robot.act_dim} action(s); the bundle (made for {c.env!r}) needs "
-                         f"({c.obs_dim},) and {c.act_dim} {kind} action(s)")
+                         f"{tuple(wanted)} and {c.act_dim} {kind} action(s)")
     low, high = robot.action_bounds
     tol = 1e-9 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
     wide = (np.asarray(c.action_low) < low - tol) | (np.asarray(c.action_high) > high + tol)

@@ -19,6 +19,20 @@ def test_contract_round_trips_through_json(pendulum_bundle: Path, tmp_path: Path
     assert data["obs_names"] == ["obs_0", "obs_1", "obs_2"] and data["format_version"] == 1
 
 
+def test_a_frames_contract_names_their_shape_and_no_pixels(
+    contract_for: Callable[..., Contract], tmp_path: Path
+) -> None:
+    # camera frames [H, W, C] = [2, 3, 2] flattened: obs_dim 12, no per-pixel names
+    c = contract_for(b"x", obs_dim=12, obs_names=(), obs_shape=(2, 3, 2))
+    c.save(tmp_path)
+    data = json.loads((tmp_path / "contract.json").read_text())
+    assert data["obs_shape"] == [2, 3, 2] and data["obs_names"] == []
+    assert Contract.load(tmp_path, check_hash=False) == c
+    flat = contract_for(b"x")  # a flat contract.json is what it was before frames
+    flat.save(tmp_path)
+    assert "obs_shape" not in json.loads((tmp_path / "contract.json").read_text())
+
+
 def test_missing_contract_is_a_clear_error(bundle_copy: Path) -> None:
     (bundle_copy / "contract.json").unlink()
     with pytest.raises(BundleError, match=r"contract\.json.*missing"):
@@ -62,6 +76,11 @@ def test_invalid_json_is_a_clear_error(bundle_copy: Path) -> None:
         ("format_version", 99, "format_version 99"),
         ("safe_action", [5.0], "outside the action bounds"),
         ("obs_names", ["a"], "obs_names has 1 names but obs_dim is 3"),
+        ("obs_names", [], "obs_names has 0 names but obs_dim is 3"),  # names only frames lack
+        ("obs_shape", [3], r"obs_shape \[3\] must be at least 2 positive sizes whose product "
+                           "is obs_dim 3"),
+        ("obs_shape", [2, 2], r"obs_shape \[2, 2\] must be at least 2 positive sizes"),
+        ("obs_shape", [3, "1"], r"'obs_shape'\[1\] is '1'; expected an integer"),
     ],
 )
 def test_bad_fields_name_the_field(
