@@ -310,16 +310,16 @@ def test_resume_is_bit_exact(tmp_path, checkpoint_every, crash_at):
 
 
 @pytest.mark.parametrize("seed", [0])
-def test_tdmpc_learns_pendulum_within_1500_steps(tmp_path, seed):
+def test_tdmpc_learns_pendulum_within_2000_steps(tmp_path, seed):
     """The preset (64-wide nets, 64 MPPI samples, lr 1e-3) from 200 random steps and TD-MPC2's
-    burst of 200 updates: evaluated every 250 steps, measured above -400 at 1,250 env steps
-    (seed 0) and 1,750 (seed 1), without the burst at 1,000 and 1,250; the prior alone
-    (--no-plan, lr 3e-4) was still at -1,010 at 1,500. A random policy scores about -1,200.
-    Evaluated here at 750 and 1,500 only (planned evaluations are a quarter of the test's
-    time): seed 0 scored -96 at 1,500."""
-    cfg = TrainConfig(algo="tdmpc", env="pendulum", seed=seed, steps=1_500, eval_every=750,
+    burst of 200 updates, evaluated every 250 steps and stopped at -400: measured above -400 at
+    1,250 env steps (seed 0) and 1,750 (seed 1), without the burst at 1,000 and 1,250; the
+    prior alone (--no-plan, lr 3e-4) was still at -1,010 at 1,500. A random policy scores about
+    -1,200. Seed 0 on an AVX-512 CPU: -94 at 1,250, then -646 at 1,500 and -188 at 1,750 (an
+    AVX2-only one gave -96 at 1,500), so the budget leaves room past a dip."""
+    cfg = TrainConfig(algo="tdmpc", env="pendulum", seed=seed, steps=2_000, eval_every=250,
                       eval_episodes=3, target_return=-400, runs_dir=str(tmp_path))
     result = train(cfg)
     assert result.loop.solved_at is not None, (
-        f"TD-MPC did not reach -400 within 1,500 steps (seed {seed}); last evaluation "
+        f"TD-MPC did not reach -400 within 2,000 steps (seed {seed}); last evaluation "
         f"{result.loop.last_eval}")
