@@ -8,7 +8,9 @@ uniformly for every state and samples from its Gaussian,
     e ~ U(elites),   [s' - s, r] = denorm(mu_e(s, a) + sigma_e(s, a) eps),   eps ~ N(0, I),
 
 and ends rollouts with the env's known termination function (MBPO's "static" functions; an env
-without one never terminates in the model, as PETS treats learned rewards). The sample is
+without one never terminates in the model, as PETS treats learned rewards). With
+`model_reward="known"` the ensemble predicts s' - s alone and r is the env's own function
+r(s, a, s') (agents.model_based.rewards, as PETS plans with it; the paper learns r). The sample is
 reparameterised, so gradients flow from s' and r back to s and a (SVG, Heess et al. 2015).
 The ensemble is fit to the whole replay buffer (agents.model_based.dynamics_fit.fit).
 """
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor
 
 from agents.model_based.dynamics_fit import dynamics_optimizer, fit_replay
-from agents.model_based.rewards import known_reward
+from agents.model_based.rewards import known_reward, names_with_reward
 from agents.runs.config import require, require_number, require_positive, require_sizes
 from data.replay import ReplayBuffer
 from models.dynamics import ProbabilisticEnsemble
@@ -53,6 +55,9 @@ class ModelConfig:
     """Fraction of the data held out for early stopping and elite selection."""
     model_train_freq: int = 250
     """Env steps between fits of the model (MBPO: 250)."""
+    model_reward: str = "learned"
+    """learned: the ensemble predicts r too (MBPO); known: r is the env's own reward function
+    (envs of agents.model_based.rewards), the ensemble predicts s' - s alone."""
 
     def __post_init__(self) -> None:
         require_positive(self, "ensemble_size", "num_elites", "model_batch_size",
@@ -64,6 +69,20 @@ class ModelConfig:
         require_number(self, "model_weight_decay", low=0.0)
         require_number(self, "model_holdout", low=0.0, high=1.0, low_open=True,
                        high_open=True)
+        require(self.model_reward in MODEL_REWARDS, "model_reward", self.model_reward,
+                " or ".join(MODEL_REWARDS))
+
+
+MODEL_REWARDS = ("learned", "known")
+
+
+def check_model_reward(cfg: ModelConfig, env: str) -> None:
+    """Before the run folder exists: `model_reward="known"` needs the env's reward function;
+    a one-line error names the envs that have one."""
+    if cfg.model_reward == "known" and known_reward(env) is None:
+        raise ValueError(f"--model-reward known: no known reward function for {env!r}; envs "
+                         f"that have one: {', '.join(names_with_reward())} (or --model-reward "
+                         "learned)")
 
 
 class LearnedModel:
@@ -73,14 +92,18 @@ class LearnedModel:
         if info.discrete:
             raise ValueError("the learned model takes continuous actions")
         self.cfg, self.device = cfg, device
-        self.ensemble = ProbabilisticEnsemble(
-            info.obs_dim, info.act_dim, ensemble_size=cfg.ensemble_size,
-            elites=cfg.num_elites, hidden=cfg.model_hidden, reward=True).to(device)
-        self.opt = dynamics_optimizer(self.ensemble, lr=cfg.model_lr,
-                                      weight_decay=cfg.model_weight_decay)
+        check_model_reward(cfg, info.name)
         known = known_reward(info.name)
         self.termination = None if known is None else known.to(device)
         """The env's termination function (None: no step terminates)."""
+        self.reward = self.termination if cfg.model_reward == "known" else None
+        """The env's reward function r(s, a, s') (None: the ensemble's reward output)."""
+        self.ensemble = ProbabilisticEnsemble(
+            info.obs_dim, info.act_dim, ensemble_size=cfg.ensemble_size,
+            elites=cfg.num_elites, hidden=cfg.model_hidden, reward=self.reward is None
+        ).to(device)
+        self.opt = dynamics_optimizer(self.ensemble, lr=cfg.model_lr,
+                                      weight_decay=cfg.model_weight_decay)
         self.fits = 0
 
     @property
@@ -120,7 +143,13 @@ class LearnedModel:
         next_obs = obs + delta[:, : m.obs_dim]
         done = (torch.zeros(n, dtype=torch.bool, device=obs.device) if self.termination is None
                 else self.termination.done(obs, act, next_obs).bool())
-        return next_obs, delta[:, m.obs_dim], done
+        return next_obs, self._reward(obs, act, next_obs, delta), done
+
+    def _reward(self, obs: Tensor, act: Tensor, next_obs: Tensor, out: Tensor) -> Tensor:
+        """r [N]: the env's function of (s, a, s'), or the ensemble's reward output in `out`."""
+        if self.reward is not None:
+            return self.reward.reward(obs, act, next_obs)
+        return out[:, self.ensemble.obs_dim]
 
     @torch.no_grad()
     def error(self, batch: dict[str, Tensor]) -> dict[str, float]:
@@ -130,10 +159,11 @@ class LearnedModel:
         x = m.input_norm(torch.cat([batch["obs"], batch["actions"]], -1))
         mu, _ = m(x.expand(m.n_elites, *x.shape), members=m.elite_idx)
         pred = m.target_norm.inverse(mu).mean(0)
-        y = m.targets(batch["obs"], batch["next_obs"], batch["rewards"])
-        err = (pred - y).square()
-        return {"model_error_obs": float(err[:, : m.obs_dim].mean()),
-                "model_error_reward": float(err[:, m.obs_dim].mean())}
+        obs, act, rew = batch["obs"], batch["actions"], batch["rewards"]
+        err_obs = (pred[:, : m.obs_dim] - (batch["next_obs"] - obs)).square()
+        r = self._reward(obs, act, obs + pred[:, : m.obs_dim], pred)
+        return {"model_error_obs": float(err_obs.mean()),
+                "model_error_reward": float((r - rew.reshape(r.shape)).square().mean())}
 
     def state_dict(self) -> dict[str, Any]:
         return {"ensemble": self.ensemble.state_dict(), "optim": self.opt.state_dict(),

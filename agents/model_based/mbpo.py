@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.loops.off_policy import train_off_policy
-from agents.model_based.learned_model import ModelConfig
+from agents.model_based.learned_model import ModelConfig, check_model_reward
 from agents.model_based.mixed_replay import MixedReplay
 from agents.model_based.model_schedule import ModelSchedule, nest_optim, unnest_optim
 from agents.model_free import off_policy
@@ -266,7 +266,7 @@ ALGORITHMS = (
     Algorithm(
         name="mbpo", config_cls=MBPOConfig, preset=preset, make_agent=MBPO,
         loop=train_off_policy, actions=("continuous",),
-        default_steps=default_steps,
+        default_steps=default_steps, check=check_model_reward,
         preset_source=tuned_on("MBPO's paper configs, retuned here (BENCHMARKS.md)",
                                "pendulum", "inverted-pendulum"),
         description="Model-Based Policy Optimization (Janner et al. 2019): SAC on short "

@@ -160,5 +160,6 @@ ALGORITHMS = (
         actions=("continuous",), default_steps=off_policy.continuous_control_steps,
         description="Stochastic value gradients, SVG(H) (Heess et al. 2015): the policy "
                     "backpropagates the H-step return of a learned model.",
+        check=off_policy.check_inputs,
     ),
 )

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agents.model_based.learned_model import ModelConfig
+from agents.model_based.learned_model import ModelConfig, check_model_reward
+from agents.model_free import pretrain
 from agents.model_free.rnd import RND
 from agents.runs.config import (
     available_memory,
@@ -235,3 +236,10 @@ def polyak_update(target: list[Tensor], online: list[Tensor], tau: float) -> Non
     copy (DQN).
     """
     torch._foreach_lerp_(target, online, tau)
+
+
+def check_inputs(cfg: Any, env: str) -> None:
+    """Before the run folder exists: a `pretrain` dataset must be readable (pretrain.check)
+    and a known model reward must exist for `env` (check_model_reward)."""
+    pretrain.check(cfg, env)
+    check_model_reward(cfg, env)

@@ -286,6 +286,6 @@ ALGORITHMS = (
         actions=("continuous",), default_steps=_TUNED.steps(off_policy.continuous_control_steps),
         preset_source=_TUNED.source,
         description="Soft Actor-Critic (Haarnoja et al. 2018), off-policy, maximum entropy.",
-        check=pretrain.check,
+        check=off_policy.check_inputs,
     ),
 )

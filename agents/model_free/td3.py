@@ -298,7 +298,7 @@ ALGORITHMS = (
         actions=("continuous",), default_steps=_TUNED.steps(off_policy.continuous_control_steps),
         preset_source=_TUNED.source,
         description="Twin Delayed DDPG (Fujimoto et al. 2018), off-policy, deterministic.",
-        check=pretrain.check,
+        check=off_policy.check_inputs,
     ),
     Algorithm(
         name="ddpg", config_cls=TD3Config, preset=ddpg_preset, make_agent=TD3,
@@ -307,6 +307,6 @@ ALGORITHMS = (
         preset_source=_TUNED.source,
         description="Deep Deterministic Policy Gradient (Lillicrap et al. 2016): TD3's preset "
                     "with one critic, no delay, no target smoothing.",
-        check=pretrain.check,
+        check=off_policy.check_inputs,
     ),
 )

@@ -98,6 +98,45 @@ def test_known_termination_ends_model_steps():
     assert done.tolist() == [False, True]
 
 
+def test_a_known_model_reward_is_the_envs_function_of_s_a_and_the_predicted_s_next():
+    """model_reward="known": the ensemble predicts s' - s alone, and r of a model step (and of
+    the error on real data) is the env's own reward of (s, a, s') in the robot's units."""
+    from agents.model_based.rewards import reward_for
+
+    torch.manual_seed(0)
+    model = LearnedModel(dataclasses.replace(SMALL, model_reward="known"), info("pendulum", 3),
+                         torch.device("cpu"))
+    assert not model.ensemble.reward and model.ensemble.out_dim == 3
+    obs = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 2.0], [-1.0, 0.0, -1.0]])
+    act = torch.tensor([[0.5], [-1.0], [0.0]])
+    model.ensemble.fit_normalizers(obs, act, obs + 0.1)
+    s, r, done = model.step(obs, act, mean=True)
+    fn = reward_for("pendulum")
+    assert torch.equal(r, fn.reward(obs, act, s)) and not done.any()
+    with torch.no_grad():  # every member predicts the data's mean change, +0.1
+        for p in model.ensemble.net.parameters():
+            p.zero_()
+    s, r, _ = model.step(obs, act, mean=True)
+    assert torch.allclose(s, obs + 0.1, atol=1e-6)
+    # pendulum's cost of (theta, theta_dot, u): theta 0, pi/2, pi; u = 2 a (torque +-2)
+    assert torch.allclose(r, -torch.tensor([0.001 * 1.0, (torch.pi / 2) ** 2 + 0.1 * 4 + 0.004,
+                                            torch.pi ** 2 + 0.1]), atol=1e-5)
+    err = model.error({"obs": obs, "actions": act, "next_obs": s, "rewards": r})
+    assert err["model_error_obs"] < 1e-10 and err["model_error_reward"] < 1e-10
+    err = model.error({"obs": obs, "actions": act, "next_obs": s, "rewards": r + 2.0})
+    assert err["model_error_reward"] == pytest.approx(4.0)
+
+
+def test_a_known_model_reward_needs_an_env_that_has_one():
+    with pytest.raises(ValueError) as e:
+        LearnedModel(dataclasses.replace(SMALL, model_reward="known"), info("gridless", 2),
+                     torch.device("cpu"))
+    line = str(e.value)
+    assert "'gridless'" in line and "pendulum" in line and "\n" not in line
+    with pytest.raises(ValueError, match="model_reward"):
+        ModelConfig(model_reward="exact")
+
+
 def test_state_round_trip_and_bad_settings(fitted):
     model, _ = fitted
     copy = LearnedModel(SMALL, info(), torch.device("cpu"))

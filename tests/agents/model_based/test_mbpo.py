@@ -196,6 +196,18 @@ def test_kinema_train_mbpo_logs_the_model_and_rollout_metrics(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("algo", ["mbpo", "sac", "td3", "svg"])
+def test_a_known_model_reward_on_an_env_without_one_is_one_line_and_no_run(algo, tmp_path,
+                                                                             capsys):
+    extra = ["--mve-horizon", "2"] if algo in ("sac", "td3") else []
+    args = ["train", algo, "--env", "mountaincar-continuous", "--steps", "10",
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress", "--model-reward", "known"]
+    assert main(args + extra) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--model-reward known" in line and "'mountaincar-continuous'" in line
+    assert "pendulum" in line and not (tmp_path / "runs").exists()
+
+
 def test_resume_is_bit_exact_with_both_buffers_and_the_model(tmp_path):
     base = dict(algo="mbpo", env="pendulum", steps=300, eval_every=100, eval_episodes=1,
                 checkpoint_every=100, seed=2)
