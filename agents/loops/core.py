@@ -165,11 +165,23 @@ class Core:
             next_obs = None if self.envs is None else self.envs.reset()[0]
         else:
             self.loop, next_obs = self._restore(resume)
+            self._reschedule()
         self.recent.extend(self.loop.recent_returns)
         self.ep_return, self.ep_length = np.array(self.loop.ep_return), np.array(
             self.loop.ep_length, dtype=np.int64)
         self._t0, self._wall0 = time.perf_counter(), self.loop.wall_s
         return next_obs
+
+    def _reschedule(self) -> None:
+        """After a resume, the next evaluation (and step-count checkpoint) comes at the first
+        multiple of the schedule's interval past the current step. With the run's own intervals
+        that is what the checkpoint holds (the loop keeps them there), so a resume stays
+        bit-exact; a resume with another --eval-every or --checkpoint-every follows the new
+        one from here instead of first waiting for the old one's next point."""
+        loop, s = self.loop, self.schedule
+        loop.next_eval = (loop.step // s.eval_every + 1) * s.eval_every
+        if s.checkpoint_every:
+            loop.next_checkpoint = (loop.step // s.checkpoint_every + 1) * s.checkpoint_every
 
     def _restore(self, tree: dict[str, Any]) -> tuple[LoopState, np.ndarray | None]:
         agent = self.agent

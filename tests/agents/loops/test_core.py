@@ -79,3 +79,18 @@ def test_keep_checkpoints_reaches_the_save(tmp_path, keep, kept):
     r = train(TrainConfig(algo="ppo", env="cartpole", steps=1024, eval_every=256,
                           eval_episodes=1, keep_checkpoints=keep, runs_dir=str(tmp_path)))
     assert _steps(r.run) == kept
+
+
+def test_a_resume_with_another_eval_interval_evaluates_at_the_new_interval(tmp_path):
+    """The checkpoint at 256 had the next evaluation at 1024 (--eval-every 1024); resumed with
+    --eval-every 256 the run evaluates at 512, 768 and 1024, not first at 1024 alone."""
+    base = dict(algo="ppo", env="cartpole", steps=1024, eval_every=1024, eval_episodes=1,
+                checkpoint_every=256, seed=2)
+    with pytest.raises(Crash):
+        train(TrainConfig(**base, runs_dir=str(tmp_path)), on_progress=crash_after(256))
+    (crashed,) = tmp_path.iterdir()
+    assert (crashed / "LATEST").read_text().strip() == "checkpoints/256"
+    resumed = resume(crashed, train_overrides={"eval_every": 256})
+    assert resumed.loop.step == 1024
+    assert [r["step"] for r in _records(crashed, "eval")] == [512, 768, 1024]
+    assert _steps(crashed) == [512, 768, 1024]
