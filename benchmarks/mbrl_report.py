@@ -163,7 +163,7 @@ def _final_cell(runs: dict[str, Any]) -> str:
     returns = [r["return"] for r in runs.values() if "error" not in r]
     if not returns:
         return "—"
-    return f"{statistics.median(returns):,.0f} ({len(returns)} seeds)"
+    return f"{statistics.median(returns):,.0f} ({_seeds(len(returns))})"
 
 
 def _ms_per_step(runs: dict[str, Any]) -> str:
@@ -173,7 +173,11 @@ def _ms_per_step(runs: dict[str, Any]) -> str:
 
 
 def _steps_cell(s: tuple[float, str, int] | None) -> str:
-    return "—" if s is None else f"{s[0]:,.0f}{s[1]} ({s[2]} seeds)"
+    return "—" if s is None else f"{s[0]:,.0f}{s[1]} ({_seeds(s[2])})"
+
+
+def _seeds(n: int) -> str:
+    return "1 seed" if n == 1 else f"{n} seeds"
 
 
 def _secs_cell(s: tuple[float, str, int] | None) -> str:
