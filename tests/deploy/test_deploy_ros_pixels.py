@@ -76,9 +76,9 @@ def test_deploy_ros_two_processes_plan_from_pixel_frames(
     node = kinema_proc("ros", str(pixel_planner_bundle), "--trigger", "observation",
                        "--watchdog", "10", "--max-misses", "1000", "--steps", str(STEPS),
                        "--duration", "90", "--json")
-    # A slow period (2 Hz): lockstep republishes an unanswered frame only after 5 of them, so
+    # A slow period (1 Hz): lockstep republishes an unanswered frame only after 5 of them, so
     # a slow plan on a loaded box is never answered twice.
-    bridge = kinema_proc("ros-sim", ENV, "--lockstep", "--rate", "2", "--seed", "4",
+    bridge = kinema_proc("ros-sim", ENV, "--lockstep", "--rate", "1", "--seed", "4",
                          "--duration", "90", "--json")
     done = ros_probe.wait_for(lambda: len(ros_probe.commands) >= STEPS
                               or node.popen.poll() is not None, 80)
