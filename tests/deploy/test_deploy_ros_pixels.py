@@ -76,6 +76,10 @@ def test_deploy_ros_two_processes_plan_from_pixel_frames(
     node = kinema_proc("ros", str(pixel_planner_bundle), "--trigger", "observation",
                        "--watchdog", "10", "--max-misses", "1000", "--steps", str(STEPS),
                        "--duration", "90", "--json")
+    # The probe must hear the node before the node has anything to say: its status (every
+    # 0.1 s) comes once discovery is done; only then does the robot start.
+    heard = ros_probe.wait_for(lambda: ros_probe.last_status().get("state") == "waiting", 60)
+    assert heard, f"no status from the node: {node.err_lines}"
     # A slow period (1 Hz): lockstep republishes an unanswered frame only after 5 of them, so
     # a slow plan on a loaded box is never answered twice.
     bridge = kinema_proc("ros-sim", ENV, "--lockstep", "--rate", "1", "--seed", "4",
