@@ -196,6 +196,26 @@ def test_kinema_train_mbpo_logs_the_model_and_rollout_metrics(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
+def test_kinema_train_mbpo_with_the_known_reward_rolls_out_the_envs_own_reward(tmp_path):
+    """End to end through the CLI: the config records model_reward known, the ensemble learns
+    s' - s alone, and the reward error on fresh real data is float32 rounding (pendulum's
+    reward is a function of s and a)."""
+    args = ["train", "mbpo", "--env", "pendulum", "--steps", "150", "--eval-every", "150",
+            "--eval-episodes", "1", "--runs-dir", str(tmp_path), "--no-progress",
+            "--hidden", "16", "--learning-starts", "50", "--gradient-steps", "1",
+            "--model-hidden", "16", "--ensemble-size", "3", "--num-elites", "2",
+            "--model-max-epochs", "3", "--model-train-freq", "50", "--rollout-batch-size", "64",
+            "--model-reward", "known"]
+    assert main(args) == 0
+    (run,) = tmp_path.iterdir()
+    cfg = json.loads((run / "config.json").read_text())["config"]["algo_config"]
+    assert cfg["model_reward"] == "known"
+    (log,) = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()
+              if json.loads(r)["kind"] == "train"]
+    assert log["model_buffer_size"] > 0 and log["model_error_obs"] > 0
+    assert log["model_error_reward"] < 1e-9
+
+
 @pytest.mark.parametrize("algo", ["mbpo", "sac", "td3", "svg"])
 def test_a_known_model_reward_on_an_env_without_one_is_one_line_and_no_run(algo, tmp_path,
                                                                              capsys):
