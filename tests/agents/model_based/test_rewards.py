@@ -199,6 +199,16 @@ def test_the_planning_margin_is_zero_where_the_env_fails_and_one_at_its_centre(n
 
 
 @pytest.mark.bad_input
+def test_the_inverted_pendulums_margin_places_the_cart_where_its_velocity_takes_it():
+    # obs: (cart x, hinge, cart v, hinge rate); upright at x = 0.5, the cart's term is
+    # 1 - |x + 1 s * v|: moving to the near end at 0.5 /s it is 0, moving back to the centre 1
+    fn = reward_for("inverted-pendulum")
+    s = torch.tensor([[0.5, 0.0, 0.5, 0.0], [0.5, 0.0, -0.5, 0.0], [0.5, 0.0, 0.0, 0.0],
+                      [0.0, 0.1, 0.0, 0.0]])
+    margin = fn.margin(s, torch.zeros(4, 1), s)
+    assert torch.allclose(margin, torch.tensor([0.5, 1.0, 0.75, 0.75]))
+
+
 def test_a_margin_on_an_env_that_states_none_names_those_that_do():
     with pytest.raises(ValueError, match=r"'pendulum' states no planning margin; envs that do: "
                        r"inverted-pendulum"):
