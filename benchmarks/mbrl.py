@@ -40,6 +40,8 @@ from benchmarks.mbrl_tasks import (
     MBPO_TASKS,
     MVE,
     MVE_TASKS,
+    PETS_CPU,
+    PETS_FINAL,
     SVG_STEPS,
     Learning,
 )
@@ -97,7 +99,8 @@ def run_learning(name: str, seeds: list[int], libs: list[str], store: dict[str, 
 
 
 def beside_sac(name: str) -> tuple[str, rl.Task, rl.Task]:
-    """Issue 11's task `name`: (its job's name, its Kinema task, the SAC task it runs beside)."""
+    """Task `name` of issue 11 (or PETS_FINAL's): (its job's name, its Kinema task, the SAC
+    task it runs beside)."""
     if name in MBPO_TASKS:
         env, budget = MBPO_TASKS[name]
         spec = LEARNING[env]
@@ -106,14 +109,19 @@ def beside_sac(name: str) -> tuple[str, rl.Task, rl.Task]:
     if name in MBPO_FINAL:
         sac = rl.TASKS[f"sac-{MBPO_FINAL[name]}-30k"]
         return "kinema-mbpo", dataclasses.replace(sac, algo="mbpo", sb3_kwargs={}), sac
+    if name in PETS_FINAL:
+        env, budget = PETS_FINAL[name]
+        sac = dataclasses.replace(rl.TASKS[f"sac-{env}-30k"], budget=budget)
+        return "kinema-pets", dataclasses.replace(sac, algo="pets", sb3_kwargs={},
+                                                  eval_every=budget, overrides=PETS_CPU), sac
     sac = _tasks(LEARNING[MVE_TASKS[name]])["sac"]
     return "kinema-mve", dataclasses.replace(sac, overrides=MVE), sac
 
 
 def run_mbpo(name: str, seeds: list[int], libs: list[str], store: dict[str, Any],
              log: Any) -> None:
-    """MBPO (or SAC with MVE), Kinema SAC and SB3 SAC on one env, each seed in turn, in one
-    run."""
+    """MBPO (or SAC with MVE, or PETS at a fixed budget), Kinema SAC and SB3 SAC on one env,
+    each seed in turn, in one run."""
     job_name, ours, sac = beside_sac(name)
     for seed in seeds:
         jobs: list[tuple[str, Any]] = []
@@ -251,7 +259,7 @@ def run_planning(store: dict[str, Any], log: Any) -> None:
 
 def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RESULTS,
         markdown: Path | None = None, log: Any = print) -> dict[str, Any]:
-    known = [*LEARNING, *MBPO_TASKS, *MBPO_FINAL, *MVE_TASKS, "planning"]
+    known = [*LEARNING, *MBPO_TASKS, *MBPO_FINAL, *PETS_FINAL, *MVE_TASKS, "planning"]
     unknown = [t for t in tasks if t not in known] + [x for x in libs if x not in LIBS]
     if unknown:
         raise ValueError(f"unknown tasks or libraries {unknown}; tasks: {', '.join(known)}; "
@@ -261,7 +269,7 @@ def run(tasks: list[str], seeds: list[int], libs: list[str], results: Path = RES
     for name in tasks:
         if name == "planning":
             run_planning(store, log)
-        elif name in {**MBPO_TASKS, **MBPO_FINAL, **MVE_TASKS}:
+        elif name in {**MBPO_TASKS, **MBPO_FINAL, **PETS_FINAL, **MVE_TASKS}:
             run_mbpo(name, seeds, libs, store, log)
         else:
             run_learning(name, seeds, libs, store, log)

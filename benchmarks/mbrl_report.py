@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from benchmarks.mbrl_tasks import LEARNING, MBPO_FINAL, MBPO_TASKS, MVE_TASKS
+from benchmarks.mbrl_tasks import LEARNING, MBPO_FINAL, MBPO_TASKS, MVE_TASKS, PETS_FINAL
 
 
 def _median_of(runs: dict[str, Any], key: str) -> tuple[float, str, int] | None:
@@ -97,8 +97,16 @@ def mbpo_table(store: dict[str, Any]) -> str:
     mbpo = _to_target_table(store, {n: env for n, (env, _) in MBPO_TASKS.items()},
                             "kinema-mbpo", "MBPO")
     mve = _to_target_table(store, MVE_TASKS, "kinema-mve", "MVE")
-    final = _final_table(store)
+    final = _final_table(store, MBPO_FINAL, "kinema-mbpo", "MBPO")
+    pets = _final_table(store, {n: env for n, (env, _) in PETS_FINAL.items()}, "kinema-pets",
+                        "PETS")
     text = ""
+    if pets:
+        text += ("\n\n" + pets + "\n\nReturns (10 deterministic episodes) after the env "
+                 "steps shown, in one run: PETS from its preset with the smaller planner of "
+                 "benchmarks.mbrl_tasks.PETS_CPU (K 100, H 15, P 5), evaluated at the end only; "
+                 "Kinema SAC and SB3 SAC as in the MBPO rows below (`kinema bench mbrl --tasks "
+                 "pets-halfcheetah-20k`).")
     if mbpo:
         text += ("\n\n" + mbpo + "\n\nMBPO (Janner et al. 2019; mbpo's preset, "
                  "agents/model_based/mbpo.py) in the same run as Kinema SAC and SB3 SAC, same "
@@ -139,23 +147,23 @@ def _to_target_table(store: dict[str, Any], tasks: dict[str, str], job: str,
     return "" if len(lines) == 2 else "\n".join(lines)
 
 
-def _final_table(store: dict[str, Any]) -> str:
-    libs = ("kinema-mbpo", "kinema-sac", "sb3-sac")
-    lines = ["| env | env steps | MBPO return | Kinema SAC return | SB3 SAC return | MBPO returns "
-             "per evaluation (seed: steps return) | MBPO train CPU s | Kinema SAC train CPU s | "
-             "SB3 SAC train CPU s | MBPO ms per env step (wall / CPU) |",
+def _final_table(store: dict[str, Any], tasks: dict[str, str], job: str, label: str) -> str:
+    libs = (job, "kinema-sac", "sb3-sac")
+    lines = [f"| env | env steps | {label} return | Kinema SAC return | SB3 SAC return | {label} "
+             f"returns per evaluation (seed: steps return) | {label} train CPU s | Kinema SAC "
+             f"train CPU s | SB3 SAC train CPU s | {label} ms per env step (wall / CPU) |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
-    for name, env in MBPO_FINAL.items():
+    for name, env in tasks.items():
         runs = store.get(name, {})
-        if not runs.get("kinema-mbpo"):
+        if not runs.get(job):
             continue
         cells = [_final_cell(runs.get(lib, {})) for lib in libs]
         curve = "; ".join(f"{seed}: " + ", ".join(f"{e[0] // 1000}k {e[1]:.0f}" for e in r["evals"])
-                          for seed, r in runs["kinema-mbpo"].items())
+                          for seed, r in runs[job].items())
         cpu = [_secs_cell(_median_of(runs.get(lib, {}), "train_cpu_s")) for lib in libs]
-        steps = next(iter(runs["kinema-mbpo"].values()))["steps"]
+        steps = next(iter(runs[job].values()))["steps"]
         lines.append(f"| {env} | {steps:,} | {' | '.join(cells)} | {curve} | {' | '.join(cpu)} | "
-                     f"{_ms_per_step(runs['kinema-mbpo'])} |")
+                     f"{_ms_per_step(runs[job])} |")
     return "" if len(lines) == 2 else "\n".join(lines)
 
 

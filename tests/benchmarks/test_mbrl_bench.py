@@ -40,7 +40,7 @@ def test_an_unknown_task_names_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match=r"unknown tasks or libraries \['walker'\]; tasks: "
                        r"pendulum, inverted-pendulum, cartpole-swingup, mbpo-pendulum, "
                        r"mbpo-inverted-pendulum, mbpo-hopper-30k, mbpo-halfcheetah-30k, "
-                       r"mve-pendulum, planning"):
+                       r"pets-halfcheetah-20k, mve-pendulum, planning"):
         mbrl.run(["walker"], [0], ["kinema"], results=tmp_path / "r.json")
     assert not (tmp_path / "r.json").exists()
 
@@ -87,6 +87,12 @@ def test_issue_11s_tasks_run_beside_the_sac_task_of_their_env():
     assert job == "kinema-mbpo" and (mbpo.algo, sac.algo) == ("mbpo", "sac")
     assert mbpo.final and sac.final and (mbpo.env, mbpo.steps, mbpo.eval_every) == (
         sac.env, sac.steps, sac.eval_every) == ("hopper", 30_000, 10_000)
+    job, pets, sac = mbrl.beside_sac("pets-halfcheetah-20k")
+    assert job == "kinema-pets" and (pets.algo, sac.algo) == ("pets", "sac") and pets.final
+    assert (pets.env, pets.steps, sac.env, sac.steps) == ("halfcheetah", 20_000) * 2
+    assert (pets.eval_every, sac.eval_every) == (20_000, 10_000)  # PETS: one evaluation
+    assert pets.overrides == {"samples": 100, "horizon": 15, "particles": 5, "elites": 10}
+    assert not sac.overrides and sac.sb3_kwargs and not pets.sb3_kwargs
     job, mve, sac = mbrl.beside_sac("mve-pendulum")
     assert job == "kinema-mve" and mve.algo == sac.algo == "sac" and not sac.overrides
     assert mve.overrides == {"mve_horizon": 3, "model_hidden": (200, 200)}
@@ -105,6 +111,8 @@ def test_the_fixed_budget_and_mve_tables_give_returns_curves_and_ratios():
 
     store = {"mbpo-hopper-30k": {"kinema-mbpo": final(1000.0, 3000.0),
                                  "kinema-sac": final(300.0, 330.0, 360.0)},
+             "pets-halfcheetah-20k": {"kinema-pets": final(4000.0),
+                                      "sb3-sac": final(100.0, 200.0, 300.0)},
              "mve-pendulum": {"kinema-mve": to_target(1200, 1600, 1700),
                               "kinema-sac": to_target(2000, 2400, 3000)}}
     lines = mbrl_report.report(store).splitlines()
@@ -113,3 +121,7 @@ def test_the_fixed_budget_and_mve_tables_give_returns_curves_and_ratios():
     assert "0: 10k 500, 30k 1000; 1: 10k 1500, 30k 3000" in row and row.endswith("| 10 / 5 |")
     row = next(line for line in lines if line.startswith("| pendulum"))
     assert "1,600 (3 seeds)" in row and "**0.67x**" in row  # 1600 / 2400
+    assert any(line.startswith("| env | env steps | PETS return | Kinema SAC return |")
+               for line in lines)
+    row = next(line for line in lines if line.startswith("| halfcheetah"))
+    assert "| 30,000 | 4,000 (1 seed) | — | 200 (3 seeds) |" in row and "0: 10k 2000" in row
