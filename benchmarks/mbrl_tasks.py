@@ -4,6 +4,7 @@ tables): each env's target, budgets and evaluation interval."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ PETS_FINAL = {"pets-halfcheetah-20k": ("halfcheetah", 20_000)}
 """PETS's fixed-budget rows (issue 10): task -> (env, env steps). PETS and Kinema SAC and SB3
 SAC run benchmarks.rl's sac-ENV-30k task cut to that budget, in one run; PETS plans with
 PETS_CPU over its preset and is evaluated once, at the end (10 episodes of planning)."""
-PETS_CPU = {"samples": 100, "horizon": 15, "particles": 5, "elites": 10}
+PETS_CPU: dict[str, Any] = {"samples": 100, "horizon": 15, "particles": 5, "elites": 10}
 """The PETS rows' planner over the preset (K 200, H 30, P 10): 4.1 against 33 GFLOP per
 step on half-cheetah, so 20k env steps and a 10-episode evaluation fit in an hour of one
 CPU thread. The model (5 members of 3 x 200) and the data schedule stay the preset's."""
