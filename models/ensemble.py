@@ -45,8 +45,9 @@ class EnsembleLinear(nn.Module):
             weight, bias = weight.detach(), bias.detach()
         if member is not None:
             return torch.addmm(bias[member], x, weight[member])
-        if x.dim() == 2:  # a shared input: broadcast it (a view, no copy)
-            x = x.expand(self.ensemble_size, *x.shape)
+        if x.dim() == 2:  # a shared input: broadcast it (a view, no copy); the members are
+            # the weight's (a functional call may pass a subset of them)
+            x = x.expand(weight.shape[0], *x.shape)
         if self.out_features == 1:
             # A one-column bmm takes a slow path on CPU; multiply-and-sum is 3x faster there.
             return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias

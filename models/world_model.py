@@ -37,6 +37,7 @@ from torch.func import functional_call
 
 from models.actors import tanh_gaussian_log_prob
 from models.ensemble import EnsembleLinear
+from models.mish import Mish
 from models.mlp import check_sizes
 from models.two_hot import check_bins, two_hot_inv
 
@@ -56,14 +57,15 @@ class SimNorm(nn.Module):
 
 
 class NormedLinear(nn.Sequential):
-    """linear -> (dropout) -> LayerNorm -> activation (Mish unless given), TD-MPC2's block."""
+    """linear -> (dropout) -> LayerNorm -> activation (Mish unless given: models.mish), TD-MPC2's
+    block."""
 
     def __init__(self, in_dim: int, out_dim: int, *, act: nn.Module | None = None,
                  dropout: float = 0.0) -> None:
         layers: list[nn.Module] = [nn.Linear(in_dim, out_dim)]
         if dropout:
             layers.append(nn.Dropout(dropout))
-        super().__init__(*layers, nn.LayerNorm(out_dim), act if act is not None else nn.Mish())
+        super().__init__(*layers, nn.LayerNorm(out_dim), act if act is not None else Mish())
 
 
 def normed_mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *,
@@ -104,7 +106,7 @@ def q_ensemble(num_q: int, in_dim: int, hidden: Sequence[int], out_dim: int,
         layers.append(EnsembleLinear(num_q, a, b))
         if i == 0 and dropout:
             layers.append(nn.Dropout(dropout))
-        layers += [EnsembleLayerNorm(num_q, b), nn.Mish()]
+        layers += [EnsembleLayerNorm(num_q, b), Mish()]
     layers.append(EnsembleLinear(num_q, dims[-1], out_dim))
     return nn.Sequential(*layers)
 
@@ -246,7 +248,8 @@ class WorldModel(nn.Module):
 
         which: 'all' the logits of every head [num_q, *batch, num_bins]; 'min2' the min and
         'avg' the mean of two heads' decoded values [*batch]. The two heads are `members`
-        (int64 [2]) or, when None, two distinct ones drawn from torch's generator.
+        (int64 [2]) or, when None, two distinct ones drawn from torch's generator; only
+        their weights are evaluated (a functional call on the two members' slices).
         """
         if which not in WHICH:
             raise ValueError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
@@ -254,17 +257,18 @@ class WorldModel(nn.Module):
         batch = za.shape[:-1]
         flat = za.reshape(-1, za.shape[-1])
         net = self.Q_target if target else self.Qs
+        params = None
+        if which != "all":  # only the two heads' weights: 2 of num_q members evaluated
+            if members is None:
+                members = torch.randperm(self.num_q, device=flat.device)[:2]
+            params = {k: v.index_select(0, members) for k, v in net.named_parameters()}
         if detach and not target:
-            params = {k: v.detach() for k, v in net.named_parameters()}
-            out = functional_call(net, params, (flat,))
-        else:
-            out = net(flat)
-        out = out.reshape(self.num_q, *batch, out.shape[-1])
+            params = {k: v.detach() for k, v in (params or dict(net.named_parameters())).items()}
+        out = net(flat) if params is None else functional_call(net, params, (flat,))
+        out = out.reshape(out.shape[0], *batch, out.shape[-1])
         if which == "all":
             return out
-        if members is None:
-            members = torch.randperm(self.num_q, device=out.device)[:2]
-        q = two_hot_inv(out.index_select(0, members), self.vmin, self.vmax)  # [2, *batch]
+        q = two_hot_inv(out, self.vmin, self.vmax)  # [2, *batch]
         return q.min(0).values if which == "min2" else q.mean(0)
 
     def pi_mean_log_std(self, z: Tensor) -> tuple[Tensor, Tensor]:

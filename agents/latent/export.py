@@ -21,44 +21,20 @@ the action TDMPC.act(obs, deterministic=True) returns, scaled to the robot's uni
 `graph_io` tells deploy.export which inputs are state and which are noise; deploy.export checks
 onnxruntime against this module on chained and random states before it writes the bundle.
 
-Both exports write TD-MPC2's Mish activations (Misra 2019, arXiv:1908.08681) as `ExpMish`:
+Both exports trace TD-MPC2's Mish as models.mish writes it (Sigmoid, Mul, Add and Div):
 onnxruntime runs an ONNX Mish as Softplus, Tanh and Mul, and its CPU Softplus kernel took over
-half of the exported planner's time; ExpMish is the same function in Exp, Mul, Add and Div.
+half of the exported planner's time.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from agents.latent.planner import LatentMPPI, shift_plan
 from models.world_model import WorldModel
-
-M = TypeVar("M", bound=nn.Module)
-
-
-class ExpMish(nn.Module):
-    """Mish(x) = x tanh(softplus(x)) = x n / (n + 2) with n = e^x (e^x + 2), since
-    tanh(log(1 + e^x)) = ((1 + e^x)^2 - 1) / ((1 + e^x)^2 + 1); x is clamped at 20 inside the
-    exponential (there n / (n + 2) is 1 in float32), so nothing overflows."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        e = torch.exp(x.clamp(max=20.0))
-        n = e * (e + 2.0)
-        return x * n / (n + 2.0)
-
-
-def with_exp_mish(module: M) -> M:
-    """`module` with every nn.Mish replaced by ExpMish, in place (on an export's own copy)."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.Mish):
-            setattr(module, name, ExpMish())
-        else:
-            with_exp_mish(child)
-    return module
 
 
 def unflatten(obs: Tensor, model: WorldModel) -> Tensor:
@@ -82,8 +58,8 @@ class ExportedLatentMPPI(nn.Module):
             raise ValueError(f"num_pi_trajs is {s.num_pi_trajs}; the planner exports with at "
                              "least 1 prior trajectory (or export the prior alone: "
                              "kinema export --prior)")
-        # a copy: the agent's own stays on its device, with its own activations
-        self.planner = with_exp_mish(copy.deepcopy(planner))
+        # a copy: the agent's own stays on its device
+        self.planner = copy.deepcopy(planner)
         self.register_buffer("act_mid", (high + low).float() / 2)
         self.register_buffer("act_half", (high - low).float() / 2)
         shapes = self.planner.noise_shapes(1)
@@ -110,7 +86,7 @@ class PriorPolicy(nn.Module):
 
     def __init__(self, model: WorldModel, low: Tensor, high: Tensor) -> None:
         super().__init__()
-        self.model = with_exp_mish(copy.deepcopy(model))
+        self.model = copy.deepcopy(model)
         self.register_buffer("low", low.float())
         self.register_buffer("high", high.float())
 

@@ -77,6 +77,11 @@ def test_q_min2_and_avg_reduce_the_two_given_members():
     assert torch.allclose(m.Q(z, a, "min2", members=members),
                           torch.minimum(decoded[3], decoded[1]))
     assert torch.allclose(m.Q(z, a, "avg", members=members), (decoded[3] + decoded[1]) / 2)
+    # only the two members are evaluated: the other heads' weights get no gradient
+    m.Q(z, a, "avg", members=members).sum().backward()
+    first = m.Qs[0].weight.grad
+    assert first is not None and first[[0, 2, 4]].abs().max() == 0.0
+    assert first[3].abs().max() > 0.0 and first[1].abs().max() > 0.0
     with pytest.raises(ValueError, match="which must be one of min2, avg, all"):
         m.Q(z, a, "max")
 
