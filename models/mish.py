@@ -9,10 +9,11 @@ since tanh(log(1 + e^x)) = ((1 + e^x)^2 - 1) / ((1 + e^x)^2 + 1) and 1 + e^x = 1
     d mish / dx = t + x (1 - u) (1 - t^2)
 
 Why not torch's own: on one CPU thread (torch 2.13, a [5, 768, 256] tensor, the Q ensemble's
-hidden layer in a TD-MPC update) nn.Mish takes 5.4 ms forward and 29 ms forward and backward,
-this form 1.2-1.8 ms and 5-10 ms over repeated runs (within 1e-6 of it in float32).
-onnxruntime runs an ONNX Mish as Softplus, Tanh and Mul, and its CPU Softplus kernel took over
-half of an exported planner's time; this form exports as Sigmoid, Mul, Add and Div.
+hidden layer in a TD-MPC update) nn.Mish took 5.4 ms forward and 29 ms forward and backward,
+this form 1.2-1.8 ms and 5-10 ms over repeated runs of an ad-hoc timing (within 1e-6 of
+it in float32). onnxruntime runs an ONNX Mish as Softplus, Tanh and Mul, and its CPU
+Softplus kernel took over half of an exported planner's time; this form exports as Sigmoid,
+Mul, Add and Div.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ class _MishFunction(torch.autograd.Function):
 
 
 def mish(x: Tensor) -> Tensor:
-    """x tanh(softplus(x)); plain tensor ops when no gradient is taken (planning, export)."""
-    if x.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+    """x tanh(softplus(x)); plain tensor ops when no gradient is taken (planning) and when
+    traced for ONNX or compiled, which see only the elementwise ops."""
+    if (x.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            and not torch.onnx.is_in_onnx_export()):
         out: Tensor = _MishFunction.apply(x)
         return out
     return x * _tanh_softplus(torch.sigmoid(-x))

@@ -308,9 +308,10 @@ def preset(env: str) -> TDMPCConfig:
                            batch_size=64, latent_dim=32, mlp_dim=64, enc_dim=64,
                            num_samples=64, num_elites=8, num_pi_trajs=8, iterations=2)
     # States: 128-wide heads and a 256-sequence, 4-iteration MPPI (the paper: 512 wide, 512
-    # sequences, 6 iterations). One CPU thread, cartpole-swingup, batch 256: an update takes
-    # 63 ms and a plan 27 ms, against 132 and 124-139 ms with 256-wide heads and the paper's
-    # MPPI, so a 20k-step run fits a CPU session. On a GPU, raise them (`--mlp-dim 512
+    # sequences, 6 iterations). One CPU thread: a plan takes 25-32 ms p50 in torch and 15-18
+    # ms in onnxruntime (`kinema bench latent --tasks planning`), and training about 0.1 s of
+    # CPU per env step (`kinema bench latent`), so a 20k-step run fits a CPU session (the
+    # BENCHMARKS.md section has the figures). On a GPU, raise them (`--mlp-dim 512
     # --num-samples 512 --num-elites 64 --num-pi-trajs 24 --iterations 6`).
     return TDMPCConfig(gamma=gamma, buffer_size=1_000_000, episodic=episodic, mlp_dim=128,
                        num_samples=256, num_elites=32, num_pi_trajs=12, iterations=4)
